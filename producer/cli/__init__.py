@@ -1,0 +1,22 @@
+"""The ``echodiary`` command line.
+
+Each group of commands lives in its own module with a ``register(app)`` function, so the jobs,
+models, rendering and watermark commands stay apart. Heavy imports (torch, the engine) happen
+inside the commands, never at start-up: ``echodiary --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from producer.cli import jobs, models, render, watermark
+
+app = typer.Typer(
+    name="echodiary",
+    help="EchoDiary: your diary, read back in your own voice. Self-hosted GPT-SoVITS.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+for module in (models, render, jobs, watermark):
+    module.register(app)

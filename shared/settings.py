@@ -1,0 +1,79 @@
+"""One settings object for the whole program, read from ``ECHODIARY_*`` variables and ``.env``.
+
+With no settings at all EchoDiary runs embedded: SQLite and a storage folder under ``./data``,
+jobs executed in-process, models from ``./models``. Setting ``ECHODIARY_BROKER_URL`` (and the
+database and S3 settings beside it) switches the same commands to server mode.
+The variable names below are the public configuration surface: keep them stable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ECHODIARY_", env_file=".env", extra="ignore")
+
+    # Folders
+    data_dir: Path = Path("./data")
+    models_dir: Path = Path("./models")
+
+    # Server mode; empty means embedded (SQLite under data_dir, local storage, in-process jobs).
+    broker_url: str | None = None
+    database_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_bucket: str = "echodiary"
+    s3_region: str = "us-east-1"
+
+    # API
+    api_url: str = "http://127.0.0.1:8000"
+    api_token: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Limits and lifecycle
+    max_text_chars: int = 50_000
+    max_upload_bytes: int = 20 * 1024 * 1024
+    presign_ttl_s: int = 3600
+    result_ttl_s: int = 7 * 24 * 3600
+    quota_queued_jobs: int = 20
+    quota_chars_per_day: int = 200_000
+    quota_storage_bytes: int = 2 * 1024**3
+    task_time_limit_s: int = 3 * 3600
+
+    # Audio
+    loudness_lufs: float = -20.0
+    watermark: bool = True  # turned off only by tests that study raw engine output
+    explicit_label: str = Field("none", pattern="^(none|rhythm|notice)$")
+
+    # Engine
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = Field("auto", pattern="^(auto|fp32|fp16|bf16)$")
+    threads: int | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: jobs run in this process."""
+        return not self.broker_url
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'echodiary.sqlite3').resolve()}"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
