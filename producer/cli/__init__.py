@@ -20,3 +20,11 @@ app = typer.Typer(
 
 for module in (models, render, jobs, watermark):
     module.register(app)
+
+
+@app.command()
+def version() -> None:
+    """Print EchoDiary's version."""
+    from importlib.metadata import version as dist_version
+
+    typer.echo(dist_version("echodiary"))
