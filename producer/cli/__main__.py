@@ -1,0 +1,5 @@
+"""``python -m producer.cli`` is the same as the ``echodiary`` command."""
+
+from producer.cli import app
+
+app(prog_name="echodiary")
