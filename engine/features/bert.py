@@ -1,0 +1,220 @@
+"""chinese-roberta-wwm-ext-large word features, one 1024-d vector per phone (MODEL.md 4.2).
+
+Upstream runs ``BertForMaskedLM`` with ``output_hidden_states=True`` once per segment and keeps only
+``hidden_states[-3]``. That output does not depend on the last two layers or the 21128-way MLM head,
+so we load the encoder alone, cut to the layers that feed ``hidden_states[-3]``, and run several
+segments per call (padding + attention mask). The numbers are the same; the work is ~10 % less per
+token and much less per short segment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
+
+from engine.errors import BadText, ModelsMissing
+from engine.features.loading import quiet_transformers, require_folder
+
+BERT_DIM = 1024  # the T2S model's bert_proj expects this width
+UNUSED_TOP_LAYERS = 2  # hidden_states[-3] is the output of layer L-2 of L
+MAX_TOKENS = 510  # 512 positions minus [CLS] and [SEP]
+
+
+def expand_word_features(features: torch.Tensor, word2ph: Sequence[int]) -> torch.Tensor:
+    """[n_words, dim] -> [dim, n_phones]: word i repeated word2ph[i] times.
+
+    Stand-in until ``engine.text.expand_word_features`` (the frontend's copy) lands.
+    """
+    counts = torch.as_tensor(list(word2ph), dtype=torch.long, device=features.device)
+    return torch.repeat_interleave(features, counts, dim=0).T
+
+
+class BertFeatures:
+    def __init__(self, tokenizer: BertTokenizerFast, model: BertModel) -> None:
+        self.tokenizer = tokenizer
+        self.model = model.eval()
+
+    @classmethod
+    def load(
+        cls, folder: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    ) -> BertFeatures:
+        folder = require_folder(folder, "config.json", "vocab.txt", what="BERT (chinese-roberta-wwm-ext-large)")
+        config = BertConfig.from_pretrained(folder, local_files_only=True)
+        if config.num_hidden_layers < UNUSED_TOP_LAYERS:
+            raise ModelsMissing(f"BERT in {folder} has {config.num_hidden_layers} layers; at least 2 are needed")
+        config.num_hidden_layers -= UNUSED_TOP_LAYERS
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            model, info = BertModel.from_pretrained(
+                folder,
+                config=config,
+                add_pooling_layer=False,
+                local_files_only=True,
+                output_loading_info=True,
+                torch_dtype=dtype,
+                attn_implementation="sdpa",
+            )
+        if info["missing_keys"] or info["mismatched_keys"]:  # the unused layers and MLM head are expected extras
+            raise ModelsMissing(
+                f"BERT weights in {folder} do not fit its config: missing {info['missing_keys'][:5]}, "
+                f"mismatched {info['mismatched_keys'][:5]}"
+            )
+        if model.config.hidden_size != BERT_DIM:
+            raise ModelsMissing(f"BERT in {folder} is {model.config.hidden_size} wide; GPT-SoVITS needs {BERT_DIM}")
+        return cls(tokenizer, model.to(device))
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def token_ids(self, norm_text: str) -> list[int]:
+        """Token ids with [CLS] and [SEP], as ``tokenizer(norm_text)`` gives them."""
+        return self.tokenizer(norm_text)["input_ids"]
+
+    @torch.inference_mode()
+    def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``hidden_states[-3]`` of the full model, [B, n, 1024], for (padded) token ids [B, n]."""
+        input_ids = input_ids.to(self.device)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(self.device)
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def features(self, norm_text: str, word2ph: Sequence[int]) -> torch.Tensor:
+        """[1024, sum(word2ph)] for one Chinese segment (upstream ``get_bert_feature``)."""
+        return self.features_many([(norm_text, word2ph)])[0]
+
+    def features_many(
+        self, items: Sequence[tuple[str, Sequence[int]]], max_batch_tokens: int = 4096
+    ) -> list[torch.Tensor]:
+        """``features`` for many segments, batched by similar length; results in the order given.
+
+        Equal to one-by-one calls up to float rounding (~1e-6): padded positions are masked out.
+        """
+        encoded = []
+        for norm_text, word2ph in items:
+            if len(word2ph) != len(norm_text):
+                raise BadText(
+                    f"BERT needs one word2ph entry per character: {len(norm_text)} characters in "
+                    f"{norm_text!r}, {len(word2ph)} entries"
+                )
+            ids = self.token_ids(norm_text)
+            if len(ids) - 2 < len(word2ph):
+                raise BadText(f"{norm_text!r} gives {len(ids) - 2} BERT tokens for {len(word2ph)} characters")
+            if len(ids) - 2 > MAX_TOKENS:
+                raise BadText(f"a segment of {len(ids) - 2} tokens is too long for BERT (at most {MAX_TOKENS})")
+            encoded.append(ids)
+        states: list[torch.Tensor | None] = [None] * len(items)
+        for batch in _length_batches([len(ids) for ids in encoded], max_batch_tokens):
+            width = max(len(encoded[i]) for i in batch)
+            input_ids = torch.zeros(len(batch), width, dtype=torch.long)
+            mask = torch.zeros(len(batch), width, dtype=torch.long)
+            for row, i in enumerate(batch):
+                input_ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
+                mask[row, : len(encoded[i])] = 1
+            hidden = self.hidden(input_ids, mask if len(batch) > 1 else None)
+            for row, i in enumerate(batch):
+                states[i] = hidden[row]
+        out = []
+        for (_, word2ph), state in zip(items, states, strict=True):
+            # upstream reads the first len(word2ph) tokens after [CLS]
+            words = state[1 : 1 + len(word2ph)]
+            out.append(expand_word_features(words, word2ph))
+        return out
+
+    def phone_features(self, segments: Sequence[tuple[str, str, Sequence[int] | None, int]]) -> torch.Tensor:
+        """[1024, total phones] for a text's (language, norm_text, word2ph, n_phones) segments.
+
+        As upstream's ``get_phones_and_bert``: Chinese segments get BERT features (all in one batched
+        call here), every other language zeros; concatenated along the phone axis.
+        """
+        chinese = [i for i, (lang, _, _, _) in enumerate(segments) if lang == "zh"]
+        found = self.features_many([(segments[i][1], segments[i][2] or []) for i in chinese])
+        by_index = dict(zip(chinese, found, strict=True))
+        dtype = self.model.dtype
+        parts = [
+            by_index.get(i, torch.zeros(BERT_DIM, n_phones, device=self.device, dtype=dtype))
+            for i, (_, _, _, n_phones) in enumerate(segments)
+        ]
+        return torch.cat(parts, dim=1) if parts else torch.zeros(BERT_DIM, 0, device=self.device, dtype=dtype)
+
+
+def _length_batches(lengths: list[int], max_batch_tokens: int) -> list[list[int]]:
+    """Indices grouped by similar length so that padding stays small and batch x width <= the budget."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and (len(batches[-1]) + 1) * lengths[i] <= max_batch_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+# --- seeded random folders in the official layout -------------------------------------------------
+
+# CJK and full-width punctuation the frontend may leave in a normalised Chinese segment
+CJK_PUNCTUATION = "，。！？、；：“”‘’（）《》〈〉【】「」『』〔〕…—～·￥％＋－＝／＼｜＠＃＆＊＾＿｀＜＞［］｛｝"
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+CJK_FIRST, CJK_LAST = 0x4E00, 0x9FA5  # the block chinese-roberta-wwm-ext's vocabulary draws on
+FULL_VOCAB = 21128
+
+
+def build_vocab(size: str) -> list[str]:
+    """A WordPiece vocabulary in which every Chinese character is one token.
+
+    Specials, printable lower-case ASCII, CJK punctuation, the U+4E00..U+9FA5 block (tiny: its first
+    1024 characters, which include the most common radicals), ``##`` pieces for letters and digits,
+    and for ``full`` ``[unusedN]`` entries up to the official 21128.
+    """
+    ascii_chars = [chr(c) for c in range(33, 127) if not chr(c).isupper()]
+    last = CJK_LAST if size == "full" else CJK_FIRST + 1023
+    cjk = [chr(c) for c in range(CJK_FIRST, last + 1)]
+    pieces = ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    vocab = SPECIALS + ascii_chars + list(dict.fromkeys(CJK_PUNCTUATION)) + cjk + pieces
+    if size == "full":
+        vocab += [f"[unused{i}]" for i in range(1, FULL_VOCAB - len(vocab) + 1)]
+    return vocab
+
+
+def bert_config(size: str, vocab_size: int) -> BertConfig:
+    """``full``: the manifest's BertConfig. ``tiny``: 1024 wide (hard-coded downstream), 3 layers."""
+    if size == "full":
+        return BertConfig(
+            vocab_size=vocab_size,
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=4096,
+            max_position_embeddings=512,
+            type_vocab_size=2,
+        )
+    if size == "tiny":
+        return BertConfig(
+            vocab_size=vocab_size,
+            hidden_size=BERT_DIM,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=512,
+        )
+    raise ValueError(f"unknown model size {size!r}; expected 'tiny' or 'full'")
+
+
+def write_random_bert(folder: str | os.PathLike, size: str = "tiny", seed: int = 0) -> Path:
+    """A seeded random ``BertForMaskedLM`` folder with tokenizer files, as upstream loads it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = build_vocab(size)
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True, tokenize_chinese_chars=True)
+    tokenizer.save_pretrained(folder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertForMaskedLM(bert_config(size, len(vocab)))
+    model.save_pretrained(folder)
+    return folder
