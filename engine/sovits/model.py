@@ -1,0 +1,283 @@
+"""SoVITS (upstream ``SynthesizerTrn``): semantic tokens + phones + a reference voice -> 32 kHz audio.
+
+Inference runs as named stages so a caller can cache and split them:
+
+    ge      = model.timbre(refer_specs, sv_embs)          # once per voice
+    prior   = model.prior(codes, phones, ge, speed)       # enc_p: mean/log-std per frame
+    z       = model.latent(prior, ge, noise_scale, g)     # noise + reverse flow
+    wav     = model.vocode(z, ge)  or  model.vocode_chunked(z, ge, ...)
+
+``decode`` chains them exactly as upstream's ``SynthesizerTrn.decode`` (MODEL.md 3.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from engine.sovits.config import (
+    CODEBOOK_SIZE,
+    FLOW_KERNEL,
+    FLOW_LAYERS,
+    MRTE_DIM,
+    N_FLOWS,
+    POSTERIOR_LAYERS,
+    REF_BINS,
+    SSL_DIM,
+    SV_DIM,
+    SoVITSConfig,
+)
+from engine.sovits.flow import ResidualCouplingBlock
+from engine.sovits.generator import Generator
+from engine.sovits.layers import fold_weight_norm, gaussian_noise, sequence_mask
+from engine.sovits.posterior_encoder import PosteriorEncoder
+from engine.sovits.quantizer import ResidualVectorQuantizer
+from engine.sovits.reference_encoder import MelStyleEncoder
+from engine.sovits.text_encoder import TextEncoder
+
+ENC_Q_PREFIX = "enc_q."
+
+
+@dataclass
+class Prior:
+    """Output of ``enc_p`` for one utterance: ``x`` is the encoder output (after any speed resampling)."""
+
+    x: Tensor
+    m_p: Tensor
+    logs_p: Tensor
+    mask: Tensor | None
+
+
+class SoVITS(nn.Module):
+    def __init__(self, config: SoVITSConfig, with_posterior: bool = True) -> None:
+        super().__init__()
+        c = self.config = config
+        self.enc_p = TextEncoder(c)
+        self.dec = Generator(c)
+        if with_posterior:
+            self.enc_q = PosteriorEncoder(c.spec_channels, c.inter_channels, c.hidden_channels, FLOW_KERNEL, 1,
+                                          POSTERIOR_LAYERS, gin_channels=c.gin_channels)  # fmt: skip
+        self.flow = ResidualCouplingBlock(c.inter_channels, c.hidden_channels, FLOW_KERNEL, 1, FLOW_LAYERS, N_FLOWS,
+                                          gin_channels=c.gin_channels)  # fmt: skip
+        self.ref_enc = MelStyleEncoder(REF_BINS, c.gin_channels)
+        stride = 2 if c.semantic_frame_rate == "25hz" else 1
+        self.ssl_proj = nn.Conv1d(SSL_DIM, SSL_DIM, stride, stride=stride)
+        self.quantizer = ResidualVectorQuantizer(SSL_DIM, CODEBOOK_SIZE, n_q=1)
+        if c.is_pro:
+            self.sv_emb = nn.Linear(SV_DIM, c.gin_channels)
+            self.prelu = nn.PReLU(num_parameters=c.gin_channels)
+            self.ge_to512 = nn.Linear(c.gin_channels, MRTE_DIM)
+
+    @property
+    def has_posterior(self) -> bool:
+        return hasattr(self, "enc_q")
+
+    # -- loading -------------------------------------------------------------------------------
+    def load_weights(self, state_dict: dict[str, Tensor]) -> None:
+        """Strict loading, except that ``enc_q.*`` may be absent (fine-tuned files drop it).
+
+        Weights arrive in any float dtype (files store fp16) and are copied into our parameters.
+        """
+        result = self.load_state_dict(state_dict, strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith(ENC_Q_PREFIX)]
+        unexpected = list(result.unexpected_keys)
+        if not self.has_posterior:
+            unexpected = [k for k in unexpected if not k.startswith(ENC_Q_PREFIX)]
+        if missing or unexpected:
+            raise ValueError(
+                f"SoVITS {self.config.version} weights do not match the model: "
+                f"missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
+                f"unexpected {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
+            )
+
+    def for_inference(self) -> SoVITS:
+        """eval mode, no gradients, weight norm folded once."""
+        self.eval().requires_grad_(False)
+        fold_weight_norm(self)
+        return self
+
+    # -- semantic codes ---------------------------------------------------------------------------
+    def extract_latent(self, ssl: Tensor) -> Tensor:
+        """HuBERT features [B, 768, T] (50 Hz) -> semantic codes [B, 1, T // 2] (25 Hz)."""
+        codes, _ = self.quantizer.encode(self.ssl_proj(ssl))
+        return codes.transpose(0, 1)
+
+    def dequantize(self, codes: Tensor) -> Tensor:
+        """codes [B, 1, N] -> SSL-rate features [B, 768, 2N] (nearest-neighbour x2 for 25 Hz)."""
+        quantized = self.quantizer.decode(codes.transpose(0, 1))
+        if self.config.semantic_frame_rate == "25hz":
+            quantized = F.interpolate(quantized, size=quantized.shape[-1] * 2, mode="nearest")
+        return quantized
+
+    # -- timbre ----------------------------------------------------------------------------------
+    def timbre(self, refer: Tensor | list[Tensor] | None, sv_emb: Tensor | list[Tensor] | None = None) -> Tensor | None:
+        """Reference spectrogram(s) [1, 1025, R] (+ Pro speaker vectors [1, 20480]) -> ge [1, gin, 1].
+
+        A list of references gives the mean of their vectors, taken after the Pro PReLU.
+        """
+        if refer is None:
+            return None
+        if isinstance(refer, (list, tuple)):
+            if self.config.is_pro:
+                if not isinstance(sv_emb, (list, tuple)) or len(sv_emb) != len(refer):
+                    raise ValueError("v2Pro/v2ProPlus need one speaker vector per reference spectrogram")
+                ges = [self._timbre_one(r, s) for r, s in zip(refer, sv_emb, strict=True)]
+            else:
+                ges = [self._timbre_one(r, None) for r in refer]
+            return torch.stack(ges, 0).mean(0)
+        if isinstance(sv_emb, (list, tuple)):
+            raise ValueError("a single reference spectrogram takes a single speaker vector")
+        return self._timbre_one(refer, sv_emb)
+
+    def reference_embedding(self, refer: Tensor) -> Tensor:
+        """The raw ``ref_enc`` output [B, gin, 1] of one spectrogram (all frames valid)."""
+        return self.ref_enc(refer[:, :REF_BINS])
+
+    def _timbre_one(self, refer: Tensor, sv_emb: Tensor | None) -> Tensor:
+        ge = self.reference_embedding(refer)
+        if self.config.is_pro:
+            if sv_emb is None:
+                raise ValueError(f"SoVITS {self.config.version} needs the speaker-verification vector (sv_emb)")
+            ge = self.prelu(ge + self.sv_emb(sv_emb.to(ge.dtype)).unsqueeze(-1))
+        return ge
+
+    def timbre_for_text(self, ge: Tensor | None) -> Tensor | None:
+        """The timbre vector MRTE adds (width 512): ge itself for v2, ``ge_to512(ge)`` for Pro."""
+        if ge is None or not self.config.is_pro:
+            return ge
+        return self.ge_to512(ge.transpose(1, 2)).transpose(1, 2)
+
+    # -- prior, latent, waveform --------------------------------------------------------------------
+    def prior(self, codes: Tensor, phones: Tensor, ge: Tensor | None, speed: float = 1.0) -> Prior:
+        """codes [1, 1, N], phones [1, P] -> frame statistics (2N frames, or int(2N/speed)+1)."""
+        quantized = self.dequantize(codes)
+        x, m_p, logs_p, mask = self.enc_p(quantized, None, phones, None, self.timbre_for_text(ge), speed)
+        return Prior(x, m_p, logs_p, mask)
+
+    def latent(self, prior: Prior, ge: Tensor | None, noise_scale: float = 0.5,
+               generator: torch.Generator | None = None) -> Tensor:  # fmt: skip
+        """Sample z_p = m_p + eps * exp(logs_p) * noise_scale and run the flow backwards -> z."""
+        z_p = prior.m_p
+        if noise_scale != 0:
+            z_p = z_p + gaussian_noise(prior.m_p, generator) * torch.exp(prior.logs_p) * noise_scale
+        z = self.flow(z_p, prior.mask, g=ge, reverse=True)
+        return z if prior.mask is None else z * prior.mask
+
+    def vocode(self, z: Tensor, ge: Tensor | None) -> Tensor:
+        """z [1, inter, T] -> wav [1, 1, T * 640] in one generator call."""
+        return self.dec(z, g=ge)
+
+    def vocode_chunked(self, z: Tensor, ge: Tensor | None, chunk_frames: int = 96, overlap_frames: int = 16) -> Tensor:
+        """The generator over windows of ``chunk_frames`` with ``overlap_frames`` of context on each side.
+
+        Each window's context samples are cut away, so where the overlap covers the generator's
+        receptive field (about 12 frames for the official configs, see ``receptive_field_frames``) the
+        result equals the single call up to float rounding. Shorter convolutions keep their activations
+        in cache, which is faster on CPU.
+        """
+        total = z.shape[-1]
+        if total <= chunk_frames + overlap_frames:
+            return self.vocode(z, ge)
+        hop = self.config.samples_per_frame
+        pieces = []
+        for start in range(0, total, chunk_frames):
+            stop = min(start + chunk_frames, total)
+            lo, hi = max(0, start - overlap_frames), min(total, stop + overlap_frames)
+            wav = self.dec(z[..., lo:hi], g=ge)
+            pieces.append(wav[..., (start - lo) * hop : (stop - lo) * hop])
+        return torch.cat(pieces, dim=-1)
+
+    def receptive_field_frames(self) -> int:
+        """Frames of context on each side that can influence one output frame of the generator."""
+        c, half = self.config, 3.0  # conv_pre, kernel 7
+        rate = 1
+        for up, kernel in zip(c.upsample_rates, c.upsample_kernel_sizes, strict=True):
+            half += kernel / up / 2 + 1  # transposed conv, in input frames of this stage (+1 for rounding)
+            rate *= up
+            block = max((k - 1) // 2 * (sum(d) + len(d)) for k, d in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes, strict=True))
+            half += block / rate
+        half += 3 / rate  # conv_post
+        return int(half) + 1
+
+    # -- the whole decode ---------------------------------------------------------------------------
+    def decode(
+        self,
+        codes: Tensor,
+        phones: Tensor,
+        refer: Tensor | list[Tensor] | None,
+        noise_scale: float = 0.5,
+        speed: float = 1.0,
+        sv_emb: Tensor | list[Tensor] | None = None,
+        generator: torch.Generator | None = None,
+        ge: Tensor | None = None,
+        chunk_frames: int | None = None,
+        overlap_frames: int = 16,
+    ) -> Tensor:
+        """codes [1, 1, N], phones [1, P], refer [1, 1025, R] (or a list) -> wav [1, 1, frames * 640].
+
+        ``ge`` skips the timbre step (a cached voice); ``chunk_frames`` runs the generator in windows.
+        """
+        if ge is None:
+            ge = self.timbre(refer, sv_emb)
+        prior = self.prior(codes, phones, ge, speed)
+        z = self.latent(prior, ge, noise_scale, generator)
+        if chunk_frames:
+            return self.vocode_chunked(z, ge, chunk_frames, overlap_frames)
+        return self.vocode(z, ge)
+
+    # -- training ------------------------------------------------------------------------------------
+    def forward(
+        self,
+        ssl: Tensor,
+        spec: Tensor,
+        spec_lengths: Tensor,
+        phones: Tensor,
+        phones_lengths: Tensor,
+        sv_emb: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> TrainOutput:
+        """Upstream's training forward: reconstruct random ``segment_frames`` slices through enc_q."""
+        if not self.has_posterior:
+            raise RuntimeError("training needs the posterior encoder: build SoVITS(config, with_posterior=True)")
+        mask = sequence_mask(spec_lengths, spec.shape[2]).unsqueeze(1).to(spec.dtype)
+        ge = self.ref_enc(spec[:, :REF_BINS] * mask, mask)
+        if self.config.is_pro:
+            ge = self.prelu(ge + self.sv_emb(sv_emb).unsqueeze(-1))
+        with torch.no_grad():  # ssl_proj and the codebook are frozen
+            codes, quantized = self.quantizer.encode(self.ssl_proj(ssl))
+        if self.config.semantic_frame_rate == "25hz":
+            quantized = F.interpolate(quantized, size=quantized.shape[-1] * 2, mode="nearest")
+        phones_mask = sequence_mask(phones_lengths, phones.shape[1]).unsqueeze(1).to(spec.dtype)
+        _, m_p, logs_p, _ = self.enc_p(quantized, mask, phones, phones_mask, self.timbre_for_text(ge))
+        z, m_q, logs_q = self.enc_q(spec, mask, g=ge, generator=generator)
+        z_p = self.flow(z, mask, g=ge)
+        z_slice, slice_starts = random_slices(z, spec_lengths, self.config.segment_frames, generator)
+        wav = self.dec(z_slice, g=ge)
+        return TrainOutput(wav, slice_starts, mask, z, z_p, m_p, logs_p, m_q, logs_q, codes.transpose(0, 1))
+
+
+@dataclass
+class TrainOutput:
+    wav: Tensor  # [B, 1, segment_frames * 640]
+    slice_starts: Tensor  # [B] frame index of each slice
+    mask: Tensor  # [B, 1, T]
+    z: Tensor
+    z_p: Tensor
+    m_p: Tensor
+    logs_p: Tensor
+    m_q: Tensor
+    logs_q: Tensor
+    codes: Tensor
+
+
+def random_slices(x: Tensor, lengths: Tensor, size: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """One random window of ``size`` frames per item, inside its valid length."""
+    b = x.shape[0]
+    max_start = (lengths - size + 1).clamp(min=1).cpu()
+    starts = (torch.rand(b, generator=generator, device=generator.device if generator else "cpu") * max_start).long()
+    windows = [x[i, :, s : s + size] for i, s in enumerate(starts.tolist())]
+    windows = [F.pad(w, (0, size - w.shape[-1])) for w in windows]
+    return torch.stack(windows), starts
