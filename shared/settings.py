@@ -47,6 +47,21 @@ class Settings(BaseSettings):
     quota_storage_bytes: int = 2 * 1024**3
     task_time_limit_s: int = 3 * 3600
 
+    # Job system (workers, fairness, recovery)
+    s3_public_endpoint_url: str | None = None  # address clients download from, when it differs
+    visibility_timeout_s: int | None = None  # default: task_time_limit_s + 10 minutes
+    unacked_restore_interval_s: int = 2  # how often workers look for messages a dead worker held
+    job_lease_s: int = 60  # a running job is taken over when its worker stops renewing this
+    sweep_interval_s: float = 10.0  # workers' check for lost jobs, pending dispatches, expired results
+    member_concurrency: int = 1  # jobs of one member in the queue or running, per lane
+    interactive_max_chars: int = 2000  # syntheses up to this many characters go ahead of long ones
+    profile_cache_size: int = 16  # voice profiles kept warm per worker process
+    task_max_retries: int = 5  # transient storage/database errors, with exponential backoff
+    worker_chunk_delay_s: float = 0.0  # a pause after each chunk; only tests that need a slow job set it
+    flower_address: str = "127.0.0.1"
+    flower_port: int = 5555
+    flower_basic_auth: str | None = None  # "user:password"
+
     # Audio
     loudness_lufs: float = -20.0
     watermark: bool = True  # turned off only by tests that study raw engine output

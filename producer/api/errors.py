@@ -1,0 +1,29 @@
+"""Every error leaves the API as ``{"detail": "<a sentence a person can act on>"}``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from shared.service import ServiceError
+
+
+def _where(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form")]
+    return ".".join(parts) or "request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = _where(tuple(err.get("loc", ())))
+            message = "unknown field" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
+            problems.append(f"{where}: {message}")
+        return JSONResponse({"detail": "invalid request: " + "; ".join(problems)}, status_code=422)

@@ -1,0 +1,42 @@
+"""Liveness and the state of the services the API depends on."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from sqlalchemy import text
+
+from producer.api.deps import get_backend
+from shared.schemas import Health
+from shared.service import Backend
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, summary="Is the API up, and can it reach its services?")
+def healthz(response: Response, backend: Backend = Depends(get_backend)) -> Health:
+    settings = backend.settings
+    try:
+        with backend.db.read() as session:
+            session.exec(text("SELECT 1"))
+        database = True
+    except Exception:
+        database = False
+    try:
+        backend.storage.exists("healthz/probe")
+        storage = True
+    except Exception:
+        storage = False
+    broker = None
+    if settings.broker_url:
+        try:
+            import redis
+
+            redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2).ping()
+            broker = True
+        except Exception:
+            broker = False
+    ok = database and storage and broker is not False
+    if not ok:
+        response.status_code = 503
+    return Health(status="ok" if ok else "degraded", mode="embedded" if settings.embedded else "server",
+                  database=database, storage=storage, broker=broker)

@@ -1,0 +1,31 @@
+"""Household members (an admin creates them) and who am I."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from producer.api.deps import admin_member, current_member, get_backend
+from shared import service
+from shared.models import Member
+from shared.schemas import MemberCreate, MemberCreated, MemberOut, timestamp
+from shared.service import Backend
+
+router = APIRouter(prefix="/v1/members", tags=["members"])
+
+
+def member_out(member: Member) -> MemberOut:
+    return MemberOut(member_id=member.id, name=member.name, admin=member.is_admin,
+                     created_at=timestamp(member.created_at))
+
+
+@router.post("", status_code=201, response_model=MemberCreated,
+             summary="Create a member (admin); the answer holds their token, shown this once")
+def create_member(body: MemberCreate, _admin: Member = Depends(admin_member),
+                  backend: Backend = Depends(get_backend)) -> MemberCreated:
+    member, token = service.create_member(backend, body.name, body.admin)
+    return MemberCreated(**member_out(member).model_dump(), token=token)
+
+
+@router.get("/me", response_model=MemberOut, summary="The member this token belongs to")
+def me(member: Member = Depends(current_member)) -> MemberOut:
+    return member_out(member)

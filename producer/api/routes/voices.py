@@ -1,0 +1,81 @@
+"""Voices: upload a reference recording (enrollment job), list, read, fine-tune, delete in two steps."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Depends, File, Form, Query, Response, UploadFile
+
+from producer.api.deps import current_member, form_fields, get_backend, reject_unknown_fields
+from shared import service
+from shared.models import Voice
+from shared.schemas import (
+    FinetuneRequest,
+    JobAccepted,
+    VoiceCreated,
+    VoiceDeleted,
+    VoiceDeleteRequested,
+    VoiceOut,
+    timestamp,
+)
+from shared.service import Backend
+
+router = APIRouter(prefix="/v1/voices", tags=["voices"])
+UPLOAD_FIELDS = {"audio", "transcript", "language", "name"}
+
+
+def voice_out(voice: Voice) -> VoiceOut:
+    return VoiceOut(voice_id=voice.id, name=voice.name, language=voice.language, transcript=voice.transcript,
+                    status=voice.status, error=voice.error, finetuned=voice.finetune_key is not None,
+                    created_at=timestamp(voice.created_at))
+
+
+@router.post("", status_code=202, response_model=VoiceCreated,
+             summary="Upload a 3-10 s reference recording with its transcript; enrollment runs as a job")
+def create_voice(response: Response,
+                 audio: UploadFile = File(..., description="WAV, FLAC, OGG or MP3, 3 to 10 seconds"),
+                 transcript: str = Form(..., description="What the recording says, word for word"),
+                 language: str = Form("zh", description="zh, all_zh or en"),
+                 name: str = Form(..., description="A name for this voice"),
+                 sent: set[str] = Depends(form_fields),
+                 member=Depends(current_member),  # noqa: ANN001
+                 backend: Backend = Depends(get_backend)) -> VoiceCreated:
+    reject_unknown_fields(sent, UPLOAD_FIELDS)
+    data = audio.file.read(backend.settings.max_upload_bytes + 1)
+    voice, job = service.create_voice(backend, member, data, transcript, language, name)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return VoiceCreated(voice_id=voice.id, job_id=job.id, kind=job.kind, status=job.status)
+
+
+@router.get("", response_model=list[VoiceOut], summary="Your voices")
+def list_voices(member=Depends(current_member), backend: Backend = Depends(get_backend)) -> list[VoiceOut]:  # noqa: ANN001
+    return [voice_out(v) for v in service.list_voices(backend, member)]
+
+
+@router.get("/{voice_id}", response_model=VoiceOut, summary="One of your voices")
+def get_voice(voice_id: str, member=Depends(current_member),  # noqa: ANN001
+              backend: Backend = Depends(get_backend)) -> VoiceOut:
+    return voice_out(service.get_voice(backend, member, voice_id))
+
+
+@router.delete("/{voice_id}", response_model=VoiceDeleteRequested | VoiceDeleted,
+               responses={202: {"model": VoiceDeleteRequested}, 200: {"model": VoiceDeleted}},
+               summary="Delete a voice and everything made from it: first call for a token, then confirm")
+def delete_voice(voice_id: str, response: Response,
+                 confirm: str | None = Query(None, description="The token the first DELETE returned"),
+                 member=Depends(current_member),  # noqa: ANN001
+                 backend: Backend = Depends(get_backend)) -> VoiceDeleteRequested | VoiceDeleted:
+    if confirm is None:
+        token, expires, n_jobs = service.request_voice_delete(backend, member, voice_id)
+        response.status_code = 202
+        return VoiceDeleteRequested(voice_id=voice_id, confirm=token, expires_at=timestamp(expires), jobs=n_jobs)
+    n_jobs, n_objects = service.confirm_voice_delete(backend, member, voice_id, confirm)
+    return VoiceDeleted(voice_id=voice_id, deleted=True, jobs_deleted=n_jobs, objects_deleted=n_objects)
+
+
+@router.post("/{voice_id}/finetune", status_code=202, response_model=JobAccepted,
+             summary="Fine-tune the models on this voice (a long background job)")
+def finetune(voice_id: str, response: Response, body: FinetuneRequest | None = Body(None),
+             member=Depends(current_member),  # noqa: ANN001
+             backend: Backend = Depends(get_backend)) -> JobAccepted:
+    job = service.start_finetune(backend, member, voice_id, body or FinetuneRequest())
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return JobAccepted(job_id=job.id, kind=job.kind, status=job.status)

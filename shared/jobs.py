@@ -1,0 +1,250 @@
+"""A job's life as atomic state changes, and the fair order in which jobs reach the workers.
+
+Every change is one ``UPDATE ... WHERE`` naming the state it starts from, so two processes racing
+for the same job cannot both win, on SQLite or PostgreSQL, without row locks. A running job belongs
+to the worker holding its current ``attempt``; that worker renews a lease while it works. When the
+lease runs out (the worker was killed) the job is queued again and another worker takes it over;
+whatever the old worker tries afterwards matches no row and changes nothing.
+
+Fairness: a member has at most ``member_concurrency`` jobs per lane in the broker or running at
+once; the rest wait in the database and are handed to the broker one by one as earlier ones end.
+A long backlog of one member therefore never sits in front of another member's entry, and the
+interactive lane (short entries, enrollments) is published with a higher broker priority.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlmodel import Session
+
+from shared.db import Database
+from shared.models import (
+    BACKGROUND,
+    CANCELLED,
+    FAILED,
+    INTERACTIVE,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Job,
+    JobChunk,
+    Member,
+    now,
+)
+
+PRIORITY = {INTERACTIVE: 0, BACKGROUND: 6}  # Redis transport: lower numbers are served first
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What a dispatcher needs to hand a job to a worker: ids and routing only, never text."""
+
+    job_id: str
+    kind: str
+    queue: str
+    priority: int
+
+
+Publish = Callable[[Dispatch], None]
+
+
+# --- the worker's side -------------------------------------------------------------------------
+
+def claim(session: Session, job_id: str, worker: str, lease_s: float) -> int | None:
+    """Take a queued job (or one whose worker's lease ran out). Returns our attempt number or None."""
+    t = now()
+    row = session.exec(
+        update(Job)
+        .where(Job.id == job_id, Job.cancel_requested.is_(False),
+               or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.lease_until < t)))
+        .values(status=RUNNING, attempt=Job.attempt + 1, worker=worker, lease_until=t + lease_s,
+                started_at=func.coalesce(Job.started_at, t), error=None)
+        .returning(Job.attempt)
+    ).first()
+    return None if row is None else int(row[0])
+
+
+def _ours(job_id: str, attempt: int):  # noqa: ANN202 - a SQL condition
+    return and_(Job.id == job_id, Job.status == RUNNING, Job.attempt == attempt)
+
+
+def renew(session: Session, job_id: str, attempt: int, lease_s: float) -> bool:
+    """Extend our lease. False: the job is no longer ours (taken over, deleted or finished)."""
+    result = session.exec(update(Job).where(_ours(job_id, attempt)).values(lease_until=now() + lease_s))
+    return result.rowcount == 1
+
+
+def record_progress(session: Session, job_id: str, attempt: int, done: int, total: int,
+                    lease_s: float) -> bool:
+    """Store chunks done/total (renewing the lease) and a row for the finished chunk."""
+    result = session.exec(update(Job).where(_ours(job_id, attempt))
+                          .values(progress_done=done, progress_total=total, lease_until=now() + lease_s))
+    if result.rowcount != 1:
+        return False
+    if done > 0:
+        index = done - 1
+        chunk = session.get(JobChunk, (job_id, index))
+        if chunk is None:
+            session.add(JobChunk(job_id=job_id, index=index, attempt=attempt))
+        else:
+            chunk.attempt, chunk.finished_at = attempt, now()
+    return True
+
+
+def cancel_wanted(session: Session, job_id: str, attempt: int) -> bool:
+    """True when the member asked to cancel, or the job stopped being ours (so stop working on it)."""
+    row = session.exec(select(Job.status, Job.attempt, Job.cancel_requested).where(Job.id == job_id)).first()
+    return row is None or row.cancel_requested or row.status != RUNNING or row.attempt != attempt
+
+
+def finish(session: Session, job_id: str, attempt: int, **values: object) -> bool:
+    """running -> succeeded, with the result's fields. False if the job is no longer ours."""
+    values.setdefault("finished_at", now())
+    result = session.exec(update(Job).where(_ours(job_id, attempt))
+                          .values(status=SUCCEEDED, lease_until=None, **values))
+    return result.rowcount == 1
+
+
+def fail(session: Session, job_id: str, attempt: int, error: str) -> bool:
+    result = session.exec(update(Job).where(_ours(job_id, attempt))
+                          .values(status=FAILED, error=error[:2000], finished_at=now(), lease_until=None))
+    return result.rowcount == 1
+
+
+def mark_cancelled(session: Session, job_id: str, attempt: int) -> bool:
+    result = session.exec(update(Job).where(_ours(job_id, attempt))
+                          .values(status=CANCELLED, finished_at=now(), lease_until=None))
+    return result.rowcount == 1
+
+
+def release(session: Session, job_id: str, attempt: int) -> bool:
+    """Give a job back to the queue after a transient error; a retry of the task will claim it."""
+    result = session.exec(update(Job).where(_ours(job_id, attempt))
+                          .values(status=QUEUED, worker=None, lease_until=None))
+    return result.rowcount == 1
+
+
+def fail_queued(session: Session, job_id: str, error: str) -> bool:
+    """Give up on a job that was released to the queue (its retries ran out)."""
+    result = session.exec(update(Job).where(Job.id == job_id, Job.status == QUEUED)
+                          .values(status=FAILED, error=error[:2000], finished_at=now()))
+    return result.rowcount == 1
+
+
+# --- the member's side -------------------------------------------------------------------------
+
+def request_cancel(session: Session, job_id: str, member_id: str) -> str | None:
+    """Cancel a queued job at once, or flag a running one (its worker stops between chunks).
+
+    Returns the job's status afterwards, or None when the member has no such job.
+    """
+    mine = and_(Job.id == job_id, Job.member_id == member_id)
+    for _ in range(3):  # the job may move between the two updates; look again
+        t = now()
+        if session.exec(update(Job).where(mine, Job.status == QUEUED)
+                        .values(status=CANCELLED, finished_at=t, cancel_requested=True)).rowcount:
+            return CANCELLED
+        if session.exec(update(Job).where(mine, Job.status == RUNNING)
+                        .values(cancel_requested=True)).rowcount:
+            return RUNNING
+        status = session.exec(select(Job.status).where(mine)).first()
+        if status is None:
+            return None
+        if status[0] not in (QUEUED, RUNNING):
+            return status[0]
+    return session.exec(select(Job.status).where(mine)).one()[0]
+
+
+# --- handing jobs to workers, fairly -----------------------------------------------------------
+
+def dispatch_member(db: Database, member_id: str, publish: Publish, concurrency: int) -> list[str]:
+    """Publish this member's next waiting jobs, up to ``concurrency`` in flight per lane."""
+    published: list[str] = []
+    for lane in (INTERACTIVE, BACKGROUND):
+        with db.write() as session:
+            # The member row is the mutex: concurrent dispatchers for one member take turns here.
+            locked = session.exec(update(Member).where(Member.id == member_id)
+                                  .values(dispatch_seq=Member.dispatch_seq + 1)).rowcount
+            if not locked:
+                return published
+            in_flight = session.exec(
+                select(func.count()).select_from(Job).where(
+                    Job.member_id == member_id, Job.lane == lane, Job.status.in_((QUEUED, RUNNING)),
+                    Job.dispatched_at.is_not(None))
+            ).one()[0]
+            free = concurrency - in_flight
+            if free <= 0:
+                continue
+            waiting = session.exec(
+                select(Job.id, Job.kind, Job.queue, Job.priority)
+                .where(Job.member_id == member_id, Job.lane == lane, Job.status == QUEUED,
+                       Job.dispatched_at.is_(None))
+                .order_by(Job.created_at, Job.id).limit(free)
+            ).all()
+            t = now()
+            for row in waiting:
+                session.exec(update(Job).where(Job.id == row.id).values(dispatched_at=t))
+                # Published before commit: if publishing fails nothing is marked; if we die after
+                # publishing, a later dispatch publishes again and the worker's claim drops the copy.
+                publish(Dispatch(row.id, row.kind, row.queue, row.priority))
+                published.append(row.id)
+    return published
+
+
+def dispatch_all(db: Database, publish: Publish, concurrency: int) -> list[str]:
+    """Dispatch for every member with jobs waiting (the periodic sweep calls this)."""
+    with db.read() as session:
+        members = session.exec(
+            select(Job.member_id).where(Job.status == QUEUED, Job.dispatched_at.is_(None)).distinct()
+        ).all()
+    published: list[str] = []
+    for (member_id,) in members:
+        published += dispatch_member(db, member_id, publish, concurrency)
+    return published
+
+
+def requeue_lost(db: Database, publish: Publish, redeliver_after_s: float) -> list[str]:
+    """Bring back jobs whose worker vanished, and re-publish dispatches whose message went missing.
+
+    A running job whose lease ran out goes back to queued (or to cancelled, if that was asked)
+    and is published again. A queued job dispatched longer ago than ``redeliver_after_s`` (longer
+    than the broker's own redelivery) is published again too; duplicates are harmless, the claim
+    lets exactly one run.
+    """
+    t = now()
+    with db.write() as session:
+        session.exec(update(Job).where(Job.status == RUNNING, Job.lease_until < t, Job.cancel_requested)
+                     .values(status=CANCELLED, finished_at=t, lease_until=None))
+        lost = session.exec(
+            update(Job).where(Job.status == RUNNING, Job.lease_until < t)
+            .values(status=QUEUED, worker=None, lease_until=None, dispatched_at=t)
+            .returning(Job.id, Job.kind, Job.queue, Job.priority)
+        ).all()
+        stale = session.exec(
+            update(Job).where(Job.status == QUEUED, Job.dispatched_at < t - redeliver_after_s)
+            .values(dispatched_at=t)
+            .returning(Job.id, Job.kind, Job.queue, Job.priority)
+        ).all()
+        for row in [*lost, *stale]:
+            publish(Dispatch(row.id, row.kind, row.queue, row.priority))
+    return [row.id for row in [*lost, *stale]]
+
+
+def queue_position(session: Session, job: Job) -> int | None:
+    """How many jobs will start before this one (0: it is next); None unless it is queued."""
+    if job.status != QUEUED:
+        return None
+    waiting = and_(Job.status == QUEUED, Job.queue == job.queue, Job.dispatched_at.is_not(None), Job.id != job.id)
+    if job.dispatched_at is not None:
+        ahead = or_(Job.priority < job.priority,
+                    and_(Job.priority == job.priority, Job.dispatched_at < job.dispatched_at))
+        return session.exec(select(func.count()).select_from(Job).where(waiting, ahead)).one()[0]
+    in_broker = session.exec(select(func.count()).select_from(Job)
+                             .where(waiting, Job.priority <= job.priority)).one()[0]
+    own_before = session.exec(select(func.count()).select_from(Job).where(
+        Job.member_id == job.member_id, Job.lane == job.lane, Job.status == QUEUED,
+        Job.dispatched_at.is_(None), Job.created_at < job.created_at)).one()[0]
+    return in_broker + own_before

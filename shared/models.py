@@ -1,0 +1,128 @@
+"""The database tables: household members, their API tokens, voices, jobs and the chunks of a job.
+
+Times are UNIX seconds (floats) so that lease comparisons are plain numbers on SQLite and
+PostgreSQL alike. Diary text lives here (and only here): the broker and Flower see job ids.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from shared.keys import new_id
+
+# Job kinds and statuses. A job's life: queued -> running -> succeeded | failed | cancelled.
+# running -> queued happens only when a worker vanished (its lease ran out) or let go of the job
+# after a transient error; another worker then takes it over.
+ENROLL, SYNTHESIS, FINETUNE = "enroll", "synthesis", "finetune"
+KINDS = (ENROLL, SYNTHESIS, FINETUNE)
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+ACTIVE = (QUEUED, RUNNING)
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+
+# Lanes: short interactive work goes ahead of long background renders.
+INTERACTIVE, BACKGROUND = "interactive", "background"
+
+# Voice statuses.
+ENROLLING, READY, VOICE_FAILED, DELETING = "enrolling", "ready", "failed", "deleting"
+
+
+def now() -> float:
+    return time.time()
+
+
+class Member(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    name: str = Field(index=True, unique=True, max_length=100)
+    is_admin: bool = False
+    created_at: float = Field(default_factory=now)
+    # Bumped at the start of every dispatch decision for this member: the row lock (PostgreSQL)
+    # or the database write lock (SQLite) makes those decisions one at a time.
+    dispatch_seq: int = 0
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    member_id: str = Field(foreign_key="member.id", index=True, max_length=32)
+    token_hash: str = Field(unique=True, max_length=64)  # sha256 hex of the token; the token itself is never stored
+    created_at: float = Field(default_factory=now)
+    revoked: bool = False
+
+
+class Voice(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    member_id: str = Field(foreign_key="member.id", index=True, max_length=32)
+    name: str = Field(max_length=100)
+    language: str = Field(max_length=16)
+    transcript: str
+    status: str = Field(default=ENROLLING, max_length=16)
+    error: str | None = None
+    reference_key: str | None = None
+    reference_bytes: int = 0
+    profile_key: str | None = None
+    profile_bytes: int = 0
+    finetune_key: str | None = None
+    finetune_bytes: int = 0
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+    delete_token_hash: str | None = Field(default=None, max_length=64)
+    delete_token_expires: float | None = None
+
+
+class Job(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("member_id", "idempotency_key", name="uq_job_member_idempotency"),
+        Index("ix_job_dispatch", "status", "lane", "member_id", "created_at"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    member_id: str = Field(foreign_key="member.id", index=True, max_length=32)
+    voice_id: str | None = Field(default=None, index=True, max_length=32)
+    kind: str = Field(max_length=16)
+    status: str = Field(default=QUEUED, index=True, max_length=16)
+    lane: str = Field(default=INTERACTIVE, max_length=16)
+    queue: str = Field(default="gpu", max_length=16)
+    priority: int = 0  # broker priority: 0 is served first by the Redis transport
+
+    text: str | None = None
+    chars: int = 0
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    format: str = Field(default="wav", max_length=8)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    request_hash: str | None = Field(default=None, max_length=64)
+    mark: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True, nullable=True))
+
+    created_at: float = Field(default_factory=now)
+    dispatched_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    # Ownership of a running job: the attempt number is the claim; the lease is renewed by a
+    # heartbeat and, once it runs out, lets another worker take the job over.
+    attempt: int = 0
+    worker: str | None = Field(default=None, max_length=200)
+    lease_until: float | None = None
+    cancel_requested: bool = False
+
+    progress_done: int = 0
+    progress_total: int = 0
+    error: str | None = None
+
+    result_key: str | None = None
+    result_bytes: int = 0
+    duration_s: float | None = None
+    expires_at: float | None = None
+
+
+class JobChunk(SQLModel, table=True):
+    __tablename__ = "job_chunk"
+
+    job_id: str = Field(foreign_key="job.id", primary_key=True, max_length=32)
+    index: int = Field(primary_key=True)
+    attempt: int = 0
+    finished_at: float = Field(default_factory=now)

@@ -1,0 +1,492 @@
+"""What members can do, as plain functions over the database and storage: the API's service layer.
+
+The HTTP routes, the embedded CLI and the tests all call these. Errors are :class:`ServiceError`
+subclasses carrying the HTTP status that fits them and a message meant for the member. Ownership is
+part of every lookup: another member's voice or job is "not found", exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from shared import jobs as jobstate
+from shared import keys
+from shared.db import Database, get_database
+from shared.models import (
+    ACTIVE,
+    BACKGROUND,
+    DELETING,
+    ENROLL,
+    ENROLLING,
+    FINETUNE,
+    INTERACTIVE,
+    QUEUED,
+    READY,
+    RUNNING,
+    SUCCEEDED,
+    SYNTHESIS,
+    VOICE_FAILED,
+    ApiToken,
+    Job,
+    JobChunk,
+    Member,
+    Voice,
+    now,
+)
+from shared.schemas import (
+    PARAM_NAMES,
+    VOICE_LANGS,
+    FinetuneRequest,
+    JobOut,
+    Progress,
+    Result,
+    SynthesisRequest,
+    timestamp,
+)
+from shared.settings import Settings
+from shared.storage import Storage, make_storage
+
+REFERENCE_SECONDS = (3.0, 10.0)  # what the engine accepts as a reference clip
+REFERENCE_FORMATS = ("WAV", "WAVEX", "RF64", "FLAC", "OGG", "MP3")
+TRANSCRIPT_MAX_CHARS = 500
+DELETE_CONFIRM_TTL_S = 600
+TOKEN_PREFIX = "edy_"
+
+
+class ServiceError(Exception):
+    status = 400
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class Invalid(ServiceError):
+    status = 422
+
+
+class NotFoundError(ServiceError):
+    status = 404
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class Forbidden(ServiceError):
+    status = 403
+
+
+class TooLarge(ServiceError):
+    status = 413
+
+
+class UnsupportedMedia(ServiceError):
+    status = 415
+
+
+class QuotaExceeded(ServiceError):
+    status = 429
+
+
+@dataclass
+class Backend:
+    """Everything a request or a job needs: settings, database, storage, and how to reach workers."""
+
+    settings: Settings
+    db: Database
+    storage: Storage
+    publish: jobstate.Publish
+
+    def dispatch(self, member_id: str) -> list[str]:
+        return jobstate.dispatch_member(self.db, member_id, self.publish, self.settings.member_concurrency)
+
+
+def open_backend(settings: Settings, publish: jobstate.Publish | None = None) -> Backend:
+    return Backend(settings, get_database(settings.sqlalchemy_url), make_storage(settings),
+                   publish or (lambda _dispatch: None))
+
+
+# --- members and tokens ------------------------------------------------------------------------
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_member(backend: Backend, name: str, admin: bool = False) -> tuple[Member, str]:
+    """A new member and their API token (returned once; only its hash is kept)."""
+    name = name.strip()
+    if not name:
+        raise Invalid("name is empty")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    member = Member(name=name, is_admin=admin)
+    try:
+        with backend.db.write() as session:
+            session.add(member)
+            session.flush()
+            session.add(ApiToken(member_id=member.id, token_hash=hash_token(token)))
+    except IntegrityError as exc:
+        raise Conflict(f"a member named {name!r} already exists") from exc
+    return member, token
+
+
+def authenticate(backend: Backend, token: str) -> Member | None:
+    with backend.db.read() as session:
+        return session.exec(
+            select(Member).join(ApiToken, ApiToken.member_id == Member.id)
+            .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked.is_(False))
+        ).scalars().first()
+
+
+def first_member(backend: Backend) -> Member | None:
+    with backend.db.read() as session:
+        return session.exec(select(Member).order_by(Member.created_at)).scalars().first()
+
+
+# --- quotas ------------------------------------------------------------------------------------
+
+def storage_used(session: Session, member_id: str) -> int:
+    voices = session.exec(select(func.coalesce(func.sum(
+        Voice.reference_bytes + Voice.profile_bytes + Voice.finetune_bytes), 0))
+        .where(Voice.member_id == member_id)).one()[0]
+    results = session.exec(select(func.coalesce(func.sum(Job.result_bytes), 0))
+                           .where(Job.member_id == member_id, Job.result_key.is_not(None))).one()[0]
+    return int(voices) + int(results)
+
+
+def _check_quotas(backend: Backend, session: Session, member_id: str, chars: int = 0,
+                  new_bytes: int = 0) -> None:
+    s = backend.settings
+    active = session.exec(select(func.count()).select_from(Job)
+                          .where(Job.member_id == member_id, Job.status.in_(ACTIVE))).one()[0]
+    if active >= s.quota_queued_jobs:
+        raise QuotaExceeded(f"you already have {active} jobs queued or running (the limit is "
+                            f"{s.quota_queued_jobs}); wait for some to finish or cancel them",
+                            {"Retry-After": "60"})
+    if chars:
+        since = now() - 86400
+        used, oldest = session.exec(select(func.coalesce(func.sum(Job.chars), 0), func.min(Job.created_at))
+                                    .where(Job.member_id == member_id, Job.kind == SYNTHESIS,
+                                           Job.created_at > since)).one()
+        if used + chars > s.quota_chars_per_day:
+            wait = int((oldest or since) + 86400 - now()) + 1
+            raise QuotaExceeded(f"this entry has {chars} characters and you have used {used} of your "
+                                f"{s.quota_chars_per_day} characters in the last 24 hours",
+                                {"Retry-After": str(max(wait, 1))})
+    used_bytes = storage_used(session, member_id)
+    if used_bytes + new_bytes > s.quota_storage_bytes:
+        raise Forbidden(f"your storage is full ({used_bytes} of {s.quota_storage_bytes} bytes used); "
+                        "delete voices you no longer need or wait for old results to expire")
+
+
+# --- voices ------------------------------------------------------------------------------------
+
+def inspect_reference(audio: bytes, max_bytes: int) -> float:
+    """Check an uploaded recording before anything is stored; returns its duration in seconds."""
+    import soundfile as sf
+
+    if len(audio) > max_bytes:
+        raise TooLarge(f"the recording is {len(audio)} bytes; the limit is {max_bytes}")
+    if not audio:
+        raise Invalid("the recording is empty")
+    try:
+        info = sf.info(io.BytesIO(audio))
+    except Exception as exc:
+        raise UnsupportedMedia("the recording is not audio we can read; send WAV, FLAC, OGG or MP3") from exc
+    if info.format not in REFERENCE_FORMATS:
+        raise UnsupportedMedia(f"{info.format} recordings are not accepted; send WAV, FLAC, OGG or MP3")
+    seconds = info.frames / info.samplerate if info.samplerate else 0.0
+    low, high = REFERENCE_SECONDS
+    if not low <= seconds <= high:
+        raise Invalid(f"the recording is {seconds:.1f} s long; a reference must be {low:g} to {high:g} s")
+    return seconds
+
+
+def create_voice(backend: Backend, member: Member, audio: bytes, transcript: str, language: str,
+                 name: str) -> tuple[Voice, Job]:
+    """Store the recording and queue the enrollment job that turns it into a voice profile."""
+    transcript, name = transcript.strip(), name.strip()
+    if not transcript:
+        raise Invalid("transcript is empty: type what the recording says")
+    if len(transcript) > TRANSCRIPT_MAX_CHARS:
+        raise Invalid(f"transcript has {len(transcript)} characters; the limit is {TRANSCRIPT_MAX_CHARS}")
+    if language not in VOICE_LANGS:
+        raise Invalid(f"language {language!r} is not one of {', '.join(VOICE_LANGS)}")
+    if not name or len(name) > 100:
+        raise Invalid("name must be 1 to 100 characters")
+    inspect_reference(audio, backend.settings.max_upload_bytes)
+    with backend.db.read() as session:
+        _check_quotas(backend, session, member.id, new_bytes=len(audio))
+
+    voice = Voice(member_id=member.id, name=name, language=language, transcript=transcript)
+    voice.reference_key = keys.reference_key(member.id, voice.id)
+    voice.reference_bytes = len(audio)
+    job = Job(member_id=member.id, voice_id=voice.id, kind=ENROLL, lane=INTERACTIVE,
+              priority=jobstate.PRIORITY[INTERACTIVE])
+    backend.storage.put(voice.reference_key, audio)
+    try:
+        with backend.db.write() as session:
+            session.add(voice)
+            session.add(job)
+    except BaseException:
+        backend.storage.delete(voice.reference_key)  # leave nothing behind
+        raise
+    backend.dispatch(member.id)
+    return voice, job
+
+
+def _own_voice(session: Session, member: Member, voice_id: str) -> Voice:
+    voice = session.get(Voice, voice_id) if keys.is_id(voice_id) else None
+    if voice is None or voice.member_id != member.id or voice.status == DELETING:
+        raise NotFoundError(f"voice {voice_id} not found")
+    return voice
+
+
+def get_voice(backend: Backend, member: Member, voice_id: str) -> Voice:
+    with backend.db.read() as session:
+        return _own_voice(session, member, voice_id)
+
+
+def list_voices(backend: Backend, member: Member) -> list[Voice]:
+    with backend.db.read() as session:
+        return list(session.exec(select(Voice).where(Voice.member_id == member.id, Voice.status != DELETING)
+                                 .order_by(Voice.created_at)).scalars())
+
+
+def request_voice_delete(backend: Backend, member: Member, voice_id: str) -> tuple[str, float, int]:
+    """Step one of deleting a voice: a confirmation token, its expiry, and how many jobs go with it."""
+    token = secrets.token_urlsafe(16)
+    expires = now() + DELETE_CONFIRM_TTL_S
+    with backend.db.write() as session:
+        voice = _own_voice(session, member, voice_id)
+        voice.delete_token_hash, voice.delete_token_expires = hash_token(token), expires
+        session.add(voice)
+        n_jobs = session.exec(select(func.count()).select_from(Job).where(Job.voice_id == voice.id)).one()[0]
+    return token, expires, n_jobs
+
+
+def confirm_voice_delete(backend: Backend, member: Member, voice_id: str, token: str) -> tuple[int, int]:
+    """Step two: delete the voice, every job made from it and all their stored objects.
+
+    Returns (jobs deleted, objects deleted). Running jobs lose their row; their workers notice at
+    the next chunk, stop, and remove anything they wrote.
+    """
+    with backend.db.write() as session:
+        voice = _own_voice(session, member, voice_id)
+        if (voice.delete_token_hash is None or voice.delete_token_expires is None
+                or voice.delete_token_expires < now()
+                or not secrets.compare_digest(voice.delete_token_hash, hash_token(token))):
+            raise Conflict("the confirmation token is wrong or expired; ask for a new one with DELETE "
+                           f"/v1/voices/{voice_id}")
+        voice.status, voice.updated_at = DELETING, now()  # hidden from now on, even if the purge stops
+        session.add(voice)
+    return purge_voice(backend, voice)
+
+
+def purge_voice(backend: Backend, voice: Voice) -> tuple[int, int]:
+    with backend.db.read() as session:
+        job_rows = session.exec(select(Job.id, Job.result_key).where(Job.voice_id == voice.id)).all()
+    objects = backend.storage.delete_prefix(keys.voice_prefix(voice.member_id, voice.id))
+    for row in job_rows:
+        objects += backend.storage.delete_prefix(keys.job_prefix(voice.member_id, row.id))
+    with backend.db.write() as session:
+        ids = [row.id for row in job_rows]
+        if ids:
+            session.exec(delete(JobChunk).where(JobChunk.job_id.in_(ids)))
+            session.exec(delete(Job).where(Job.id.in_(ids)))
+        session.exec(delete(Voice).where(Voice.id == voice.id))
+    backend.dispatch(voice.member_id)
+    return len(job_rows), objects
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+def _request_hash(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _new_mark(session: Session) -> int:
+    while True:  # a 48-bit watermark payload per job; collisions are astronomically rare but checked
+        mark = secrets.randbits(48)
+        if session.exec(select(Job.id).where(Job.mark == mark)).first() is None:
+            return mark
+
+
+def _by_idempotency_key(session: Session, member_id: str, key: str) -> Job | None:
+    return session.exec(select(Job).where(Job.member_id == member_id, Job.idempotency_key == key)).scalars().first()
+
+
+def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest,
+                     idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Queue a synthesis. Returns (job, replayed): a repeated Idempotency-Key gives the first job back."""
+    s = backend.settings
+    text = request.text.strip()
+    if not text:
+        raise Invalid("text is empty")
+    if len(text) > s.max_text_chars:
+        raise Invalid(f"text has {len(text)} characters; the limit is {s.max_text_chars}")
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 200 and idempotency_key.isprintable()):
+        raise Invalid("Idempotency-Key must be 1 to 200 printable characters")
+    payload = request.model_dump(exclude_none=True)
+    request_hash = _request_hash(payload)
+    with backend.db.read() as session:
+        if idempotency_key:
+            earlier = _by_idempotency_key(session, member.id, idempotency_key)
+            if earlier is not None:
+                return _replay(earlier, request_hash)
+        voice = _own_voice(session, member, request.voice_id)
+        if voice.status != READY:
+            state = "is still being enrolled" if voice.status == ENROLLING else f"failed enrollment: {voice.error}"
+            raise Conflict(f"voice {voice.id} {state}")
+        _check_quotas(backend, session, member.id, chars=len(text))
+    lane = INTERACTIVE if len(text) <= s.interactive_max_chars else BACKGROUND
+    params = {name: payload[name] for name in PARAM_NAMES if name in payload}
+    params["text_lang"] = request.text_lang
+    job = Job(member_id=member.id, voice_id=voice.id, kind=SYNTHESIS, lane=lane,
+              priority=jobstate.PRIORITY[lane], text=text, chars=len(text), params=params,
+              format=request.format, idempotency_key=idempotency_key, request_hash=request_hash)
+    try:
+        with backend.db.write() as session:
+            job.mark = _new_mark(session)
+            session.add(job)
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        with backend.db.read() as session:  # the same key arrived twice at once; the other won
+            earlier = _by_idempotency_key(session, member.id, idempotency_key)
+        if earlier is None:
+            raise
+        return _replay(earlier, request_hash)
+    backend.dispatch(member.id)
+    return job, False
+
+
+def _replay(job: Job, request_hash: str) -> tuple[Job, bool]:
+    if job.request_hash != request_hash:
+        raise Conflict("this Idempotency-Key was already used for a different request")
+    return job, True
+
+
+def start_finetune(backend: Backend, member: Member, voice_id: str, request: FinetuneRequest) -> Job:
+    with backend.db.read() as session:
+        voice = _own_voice(session, member, voice_id)
+        if voice.status != READY:
+            raise Conflict(f"voice {voice.id} must be enrolled before it can be fine-tuned")
+        busy = session.exec(select(Job.id).where(Job.voice_id == voice.id, Job.kind == FINETUNE,
+                                                 Job.status.in_(ACTIVE))).first()
+        if busy is not None:
+            raise Conflict(f"voice {voice.id} is already being fine-tuned (job {busy[0]})")
+        _check_quotas(backend, session, member.id)
+    job = Job(member_id=member.id, voice_id=voice.id, kind=FINETUNE, lane=BACKGROUND,
+              priority=jobstate.PRIORITY[BACKGROUND], params=request.model_dump())
+    with backend.db.write() as session:
+        session.add(job)
+    backend.dispatch(member.id)
+    return job
+
+
+def _own_job(session: Session, member: Member, job_id: str) -> Job:
+    job = session.get(Job, job_id) if keys.is_id(job_id) else None
+    if job is None or job.member_id != member.id:
+        raise NotFoundError(f"job {job_id} not found")
+    return job
+
+
+def get_job(backend: Backend, member: Member, job_id: str) -> JobOut:
+    with backend.db.read() as session:
+        return job_view(backend, session, _own_job(session, member, job_id))
+
+
+def list_jobs(backend: Backend, member: Member, limit: int, offset: int, status: str | None = None,
+              kind: str | None = None) -> tuple[list[JobOut], int]:
+    where = [Job.member_id == member.id]
+    if status:
+        where.append(Job.status == status)
+    if kind:
+        where.append(Job.kind == kind)
+    with backend.db.read() as session:
+        total = session.exec(select(func.count()).select_from(Job).where(*where)).one()[0]
+        rows = session.exec(select(Job).where(*where).order_by(Job.created_at.desc(), Job.id)
+                            .limit(limit).offset(offset)).scalars().all()
+        return [job_view(backend, session, job) for job in rows], total
+
+
+def cancel_job(backend: Backend, member: Member, job_id: str) -> JobOut:
+    if not keys.is_id(job_id):
+        raise NotFoundError(f"job {job_id} not found")
+    with backend.db.write() as session:
+        status = jobstate.request_cancel(session, job_id, member.id)
+    if status is None:
+        raise NotFoundError(f"job {job_id} not found")
+    if status not in (QUEUED, RUNNING) and status != "cancelled":
+        raise Conflict(f"job {job_id} already {status}; there is nothing to cancel")
+    backend.dispatch(member.id)
+    return get_job(backend, member, job_id)
+
+
+def job_view(backend: Backend, session: Session, job: Job) -> JobOut:
+    result = None
+    if job.status == SUCCEEDED and job.result_key and job.kind == SYNTHESIS:
+        t = now()
+        ttl = int(min(backend.settings.presign_ttl_s, (job.expires_at or t) - t))
+        if ttl > 0:
+            result = Result(url=backend.storage.url(job.result_key, ttl, f"{job.id}.{job.format}"),
+                            expires_at=timestamp(t + ttl), duration_s=job.duration_s, format=job.format,
+                            bytes=job.result_bytes)
+    return JobOut(
+        job_id=job.id, kind=job.kind, status=job.status, voice_id=job.voice_id, lane=job.lane,
+        progress=Progress(done=job.progress_done, total=job.progress_total),
+        queue_position=jobstate.queue_position(session, job), error=job.error,
+        cancel_requested=job.cancel_requested, result=result,
+        result_expired=job.status == SUCCEEDED and job.kind == SYNTHESIS and result is None,
+        created_at=timestamp(job.created_at), started_at=timestamp(job.started_at),
+        finished_at=timestamp(job.finished_at),
+    )
+
+
+def find_job_by_mark(backend: Backend, member: Member, mark: int) -> Job | None:
+    """The member's own job that carries this watermark payload (None for anyone else's)."""
+    with backend.db.read() as session:
+        job = session.exec(select(Job).where(Job.mark == mark)).scalars().first()
+    return job if job is not None and job.member_id == member.id else None
+
+
+# --- housekeeping ------------------------------------------------------------------------------
+
+def cleanup_expired(backend: Backend) -> int:
+    """Delete results past their TTL (the job stays, without audio or text); purge half-deleted voices."""
+    t = now()
+    with backend.db.read() as session:
+        expired = session.exec(select(Job.id, Job.result_key).where(
+            Job.status == SUCCEEDED, Job.result_key.is_not(None), Job.expires_at < t)).all()
+        deleting = session.exec(select(Voice).where(Voice.status == DELETING)).scalars().all()
+    for row in expired:
+        backend.storage.delete(row.result_key)
+        with backend.db.write() as session:
+            session.exec(update(Job).where(Job.id == row.id)
+                         .values(result_key=None, result_bytes=0, text=None))
+    for voice in deleting:
+        if voice.updated_at < t - 60:  # not one a request is deleting right now
+            purge_voice(backend, voice)
+    return len(expired)
+
+
+def voice_failed(session: Session, voice_id: str, error: str) -> None:
+    session.exec(update(Voice).where(Voice.id == voice_id, Voice.status == ENROLLING)
+                 .values(status=VOICE_FAILED, error=error[:2000], updated_at=now()))
+
+
+def voice_ready(session: Session, voice_id: str, profile_key: str, profile_bytes: int) -> bool:
+    return session.exec(update(Voice).where(Voice.id == voice_id, Voice.status.in_((ENROLLING, READY)))
+                        .values(status=READY, error=None, profile_key=profile_key,
+                                profile_bytes=profile_bytes, updated_at=now())).rowcount == 1
+

@@ -1,0 +1,57 @@
+"""Holding a job: the claim (our attempt number) and the lease a heartbeat thread keeps renewing.
+
+If this process dies the heartbeat stops, the lease runs out, and another worker's sweep queues the
+job again. If the lease is lost while we are still alive (a long stall, or the job was deleted or
+taken over), :meth:`Lease.check` raises :class:`LostJob` and we stop without writing a result.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+
+from shared import jobs as jobstate
+from shared.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class LostJob(Exception):
+    """The job is no longer ours: another attempt owns it, or it was deleted or finished."""
+
+
+def claim(db: Database, job_id: str, worker: str, lease_s: float) -> int | None:
+    with db.write() as session:
+        return jobstate.claim(session, job_id, worker, lease_s)
+
+
+class Lease:
+    def __init__(self, db: Database, job_id: str, attempt: int, lease_s: float) -> None:
+        self.db, self.job_id, self.attempt, self.lease_s = db, job_id, attempt, lease_s
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id[:8]}", daemon=True)
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                with self.db.write() as session:
+                    if not jobstate.renew(session, self.job_id, self.attempt, self.lease_s):
+                        self.lost = True
+                        return
+            except Exception:  # the database may be back at the next beat; the lease has slack
+                log.warning("could not renew the lease of job %s", self.job_id, exc_info=True)
+
+    def check(self) -> None:
+        if self.lost:
+            raise LostJob(self.job_id)

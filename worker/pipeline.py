@@ -1,0 +1,161 @@
+"""Every call into the engine, in one place, so that wiring changes touch only this module.
+
+The engine loads lazily, once per worker process, on the first job: never at import and never in
+a parent process before Celery forks its children (CUDA cannot survive a fork). Voice profiles
+(and fine-tuned weights) stay warm in a small LRU keyed by the objects they came from.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.settings import Settings
+
+_engine_lock = threading.Lock()
+_engine: Any = None
+_engine_key: tuple[str, str] | None = None
+
+
+def get_engine(settings: Settings) -> Any:  # noqa: ANN401 - engine.render.Engine, imported lazily
+    """The process's engine, loaded on first use."""
+    global _engine, _engine_key
+    key = (str(settings.models_dir), settings.device)
+    with _engine_lock:
+        if _engine is None or _engine_key != key:
+            from engine.render import Engine
+
+            _engine = Engine.load(settings.models_dir, device=settings.device)
+            _engine_key = key
+        return _engine
+
+
+class ProfileCache:
+    """The most recently used voice profiles of this process, keyed by (voice id, object key)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._items: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:  # noqa: ANN401
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+        value = load()
+        with self._lock:
+            self.misses += 1
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+    def discard_voice(self, voice_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._items if k[0] == voice_id]:
+                del self._items[key]
+
+
+_profiles: ProfileCache | None = None
+
+
+def profiles(settings: Settings) -> ProfileCache:
+    global _profiles
+    if _profiles is None:
+        _profiles = ProfileCache(settings.profile_cache_size)
+    return _profiles
+
+
+def enroll(settings: Settings, audio: bytes, transcript: str, language: str) -> bytes:
+    """A voice profile, serialised, from a reference recording and its transcript."""
+    profile = get_engine(settings).enroll(audio, transcript, language)
+    return profile.to_bytes()
+
+
+def load_profile(settings: Settings, voice_id: str, object_key: str, fetch: Callable[[], bytes]) -> Any:  # noqa: ANN401
+    from engine.profile import VoiceProfile
+
+    return profiles(settings).get((voice_id, object_key), lambda: VoiceProfile.from_bytes(fetch()))
+
+
+@dataclass
+class Rendered:
+    data: bytes
+    duration_s: float
+
+
+def render(settings: Settings, text: str, profile: Any, params: dict[str, Any], fmt: str,  # noqa: ANN401
+           mark: int | None, job_id: str, on_progress: Callable[[int, int], None],
+           should_cancel: Callable[[], bool]) -> Rendered:
+    """Synthesise ``text`` in the profile's voice and export it (label, loudness, watermark, encode)."""
+    from engine.render import RenderParams
+
+    result = get_engine(settings).render(text, profile, RenderParams(**params), on_progress=on_progress,
+                                         should_cancel=should_cancel, chunk_cache=None)
+    data = export(settings, result.audio, result.sample_rate, fmt, mark, job_id)
+    return Rendered(data=data, duration_s=float(result.duration_s))
+
+
+def export(settings: Settings, audio: Any, sample_rate: int, fmt: str, mark: int | None,  # noqa: ANN401
+           job_id: str) -> bytes:
+    from engine.export import export_audio
+
+    keyring = watermark_keyring(settings) if settings.watermark else None
+    payload = mark.to_bytes(6, "big") if (settings.watermark and mark is not None) else None
+    return export_audio(audio, sample_rate, fmt, loudness_lufs=settings.loudness_lufs, keyring=keyring,
+                        payload=payload, label=job_id, explicit_label=settings.explicit_label)
+
+
+def watermark_keyring(settings: Settings) -> Any:  # noqa: ANN401
+    """The server's watermark keys, made in the data folder on first use."""
+    from engine.watermark import load_keyring
+
+    return load_keyring(settings.data_dir)
+
+
+@dataclass
+class Detection:
+    present: bool
+    mac_ok: bool
+    mark: int | None
+    z: float | None
+    false_positive_bound: float | None
+
+
+def detect(settings: Settings, audio: bytes) -> Detection:
+    """Look for this server's watermark in an audio file (any format soundfile reads)."""
+    import io
+
+    import soundfile as sf
+    from engine.watermark import detect as detect_mark
+
+    samples, sample_rate = sf.read(io.BytesIO(audio), dtype="float32", always_2d=True)
+    found = detect_mark(samples.mean(axis=1), sample_rate, watermark_keyring(settings))
+    get = found.get if isinstance(found, dict) else (lambda name, default=None: getattr(found, name, default))
+    payload = get("payload")
+    mac_ok = bool(get("mac_ok", False))
+    if isinstance(payload, str):
+        payload = bytes.fromhex(payload)
+    mark = int.from_bytes(payload, "big") if (payload and mac_ok) else None
+    return Detection(present=bool(get("present", False)), mac_ok=mac_ok, mark=mark, z=get("z"),
+                     false_positive_bound=get("false_positive_bound"))
+
+
+def finetune(settings: Settings, audio: bytes, transcript: str, language: str, params: dict[str, Any],
+             on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]) -> bytes:
+    """Fine-tuned weights for a voice, as bytes (engine.finetune is the lead's later work)."""
+    try:
+        from engine.finetune import finetune as run_finetune
+    except ImportError as exc:
+        from engine.errors import EngineError
+
+        raise EngineError("fine-tuning is not available in this build of EchoDiary yet") from exc
+    return run_finetune(settings.models_dir, [(audio, transcript, language)], params=params,
+                        device=settings.device, on_progress=on_progress, should_cancel=should_cancel)

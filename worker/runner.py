@@ -1,0 +1,207 @@
+"""Running one job: claim it, do the work of its kind, store the result, record the outcome.
+
+The Celery tasks and the embedded mode both call :func:`run_job`. It is safe to call any number of
+times for the same job: only the caller whose claim succeeds works on it, the result goes to a key
+made from the job's id, and only the current attempt may record the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session
+
+from shared import jobs as jobstate
+from shared import keys, service
+from shared.models import ENROLL, FINETUNE, READY, SYNTHESIS, Job, Voice, now
+from shared.service import Backend
+from shared.storage import CONTENT_TYPES, StorageUnavailable
+from worker import pipeline
+from worker.cancel import cancel_checker
+from worker.claim import Lease, LostJob, claim
+from worker.progress import progress_writer
+
+log = logging.getLogger(__name__)
+
+
+class TransientError(Exception):
+    """Storage or the database failed in a way that may pass; the job was given back to the queue."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, StorageUnavailable | OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Context:
+    backend: Backend
+    job: Job
+    lease: Lease
+
+
+def run_job(backend: Backend, job_id: str, worker: str | None = None) -> str:
+    """Run a job if it can be claimed. Returns what happened: succeeded, failed, cancelled, skipped, lost."""
+    if not keys.is_id(job_id):
+        return "skipped"
+    db, settings = backend.db, backend.settings
+    attempt = claim(db, job_id, worker or worker_name(), settings.job_lease_s)
+    if attempt is None:
+        return "skipped"  # finished, cancelled, deleted, or another worker holds a live claim
+    with db.read() as session:
+        job = session.get(Job, job_id)
+    if job is None:
+        return "lost"
+    try:
+        with Lease(db, job_id, attempt, settings.job_lease_s) as lease:
+            outcome = _run_kind(Context(backend, job, lease))
+    finally:
+        try:
+            backend.dispatch(job.member_id)  # a slot of this member's lane is free now
+        except Exception:  # the sweep dispatches later if the database is down right now
+            log.warning("dispatch after job %s failed", job_id, exc_info=True)
+    return outcome
+
+
+def _run_kind(ctx: Context) -> str:
+    from engine.errors import Cancelled, EngineError
+
+    job, db = ctx.job, ctx.backend.db
+    try:
+        if job.kind == ENROLL:
+            return _enroll(ctx)
+        if job.kind == SYNTHESIS:
+            return _synthesize(ctx)
+        if job.kind == FINETUNE:
+            return _finetune(ctx)
+        raise EngineError(f"unknown job kind {job.kind!r}")
+    except Cancelled:
+        with db.write() as session:
+            ok = jobstate.mark_cancelled(session, job.id, ctx.lease.attempt)
+        return "cancelled" if ok else "lost"
+    except LostJob:
+        return "lost"
+    except BaseException as exc:
+        if is_transient(exc):
+            log.warning("job %s: transient error, giving it back: %s", job.id, exc)
+            try:
+                with db.write() as session:
+                    jobstate.release(session, job.id, ctx.lease.attempt)
+            except Exception:  # the lease runs out instead, and the sweep requeues it
+                log.warning("could not release job %s", job.id, exc_info=True)
+            raise TransientError(str(exc)) from exc
+        if not isinstance(exc, Exception):
+            raise  # SystemExit, KeyboardInterrupt: the worker is going away; the lease brings it back
+        if isinstance(exc, EngineError):
+            message = str(exc)
+        elif type(exc).__name__ == "SoftTimeLimitExceeded":  # Celery's, raised inside the task
+            message = f"the job ran longer than the limit of {ctx.backend.settings.task_time_limit_s} s"
+        else:
+            log.exception("job %s failed", job.id)
+            message = f"internal error ({type(exc).__name__}): {exc}"
+        with db.write() as session:
+            failed = jobstate.fail(session, job.id, ctx.lease.attempt, message)
+            if failed and job.kind == ENROLL and job.voice_id:
+                service.voice_failed(session, job.voice_id, message)
+        return "failed" if failed else "lost"
+
+
+def _voice(session: Session, job: Job) -> Voice:
+    voice = session.get(Voice, job.voice_id) if job.voice_id else None
+    if voice is None or voice.member_id != job.member_id:
+        raise LostJob(job.id)  # the voice (and with it this job) is being deleted
+    return voice
+
+
+def _enroll(ctx: Context) -> str:
+    backend, job, lease = ctx.backend, ctx.job, ctx.lease
+    with backend.db.read() as session:
+        voice = _voice(session, job)
+    audio = backend.storage.get(voice.reference_key)
+    progress = progress_writer(lease)
+    progress(0, 1)
+    profile = pipeline.enroll(backend.settings, audio, voice.transcript, voice.language)
+    key = keys.profile_key(job.member_id, voice.id)
+    lease.check()
+    backend.storage.put(key, profile)
+    with backend.db.write() as session:
+        done = jobstate.finish(session, job.id, lease.attempt, progress_done=1, progress_total=1)
+        if done:
+            service.voice_ready(session, voice.id, key, len(profile))
+    if not done:
+        _drop_orphan(backend, job, key)
+        return "lost"
+    pipeline.profiles(backend.settings).discard_voice(voice.id)
+    return "succeeded"
+
+
+def _synthesize(ctx: Context) -> str:
+    from engine.errors import EngineError
+
+    backend, job, lease = ctx.backend, ctx.job, ctx.lease
+    settings = backend.settings
+    with backend.db.read() as session:
+        voice = _voice(session, job)
+    if voice.status != READY or not voice.profile_key:
+        raise EngineError(f"voice {voice.id} has no profile yet (status {voice.status})")
+    profile = pipeline.load_profile(settings, voice.id, voice.profile_key,
+                                    lambda: backend.storage.get(voice.profile_key))
+    rendered = pipeline.render(settings, job.text or "", profile, dict(job.params), job.format, job.mark,
+                               job.id, on_progress=progress_writer(lease, settings.worker_chunk_delay_s),
+                               should_cancel=cancel_checker(lease))
+    key = keys.result_key(job.member_id, job.id, job.format)
+    lease.check()
+    backend.storage.put(key, rendered.data, CONTENT_TYPES[job.format])
+    finished = now()
+    with backend.db.write() as session:
+        done = jobstate.finish(session, job.id, lease.attempt, result_key=key, result_bytes=len(rendered.data),
+                               duration_s=rendered.duration_s, finished_at=finished,
+                               expires_at=finished + settings.result_ttl_s)
+    if not done:
+        _drop_orphan(backend, job, key)
+        return "lost"
+    return "succeeded"
+
+
+def _finetune(ctx: Context) -> str:
+    backend, job, lease = ctx.backend, ctx.job, ctx.lease
+    with backend.db.read() as session:
+        voice = _voice(session, job)
+    audio = backend.storage.get(voice.reference_key)
+    weights = pipeline.finetune(backend.settings, audio, voice.transcript, voice.language, dict(job.params),
+                                on_progress=progress_writer(lease), should_cancel=cancel_checker(lease))
+    key = keys.finetune_key(job.member_id, voice.id, job.id)
+    lease.check()
+    backend.storage.put(key, weights)
+    with backend.db.write() as session:
+        done = jobstate.finish(session, job.id, lease.attempt)
+        previous = voice.finetune_key
+        if done:
+            voice = session.get(Voice, voice.id)
+            if voice is not None:
+                voice.finetune_key, voice.finetune_bytes, voice.updated_at = key, len(weights), now()
+                session.add(voice)
+    if not done:
+        _drop_orphan(backend, job, key)
+        return "lost"
+    if previous and previous != key:
+        backend.storage.delete(previous)
+    pipeline.profiles(backend.settings).discard_voice(voice.id)
+    return "succeeded"
+
+
+def _drop_orphan(backend: Backend, job: Job, key: str) -> None:
+    """We wrote ``key`` but could not record it. Delete it unless another attempt of the job owns it."""
+    with backend.db.read() as session:
+        current = session.get(Job, job.id)
+    if current is None or current.status in ("cancelled", "failed"):
+        backend.storage.delete(key)

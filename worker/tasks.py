@@ -1,0 +1,72 @@
+"""Celery tasks. Their only argument is a job id: diary text never enters the broker or Flower."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from shared import jobs as jobstate
+from shared import service
+from shared.service import Backend
+from worker.app import CLEANUP_TASK, TASK_FOR_KIND, app
+from worker.runner import TransientError, run_job, worker_name
+
+log = logging.getLogger(__name__)
+_backend: Backend | None = None
+
+
+def publisher(celery_app=app):  # noqa: ANN001, ANN201 - a Celery app -> jobstate.Publish
+    """Publish dispatches as Celery messages carrying the job id alone."""
+
+    def publish(dispatch: jobstate.Dispatch) -> None:
+        celery_app.send_task(TASK_FOR_KIND[dispatch.kind], args=[dispatch.job_id], queue=dispatch.queue,
+                             priority=dispatch.priority)
+
+    return publish
+
+
+def backend() -> Backend:
+    """This process's backend (database, storage, publisher), opened on first use after the fork."""
+    global _backend
+    if _backend is None:
+        _backend = service.open_backend(app.settings, publisher(app))
+    return _backend
+
+
+def _run(task: Task, job_id: str) -> str:
+    try:
+        return run_job(backend(), job_id, f"{task.request.hostname or worker_name()}:{task.request.id}")
+    except TransientError as exc:
+        retries = task.request.retries
+        if retries >= app.settings.task_max_retries:
+            log.error("job %s: giving up after %d retries: %s", job_id, retries, exc)
+            with backend().db.write() as session:
+                jobstate.fail_queued(session, job_id, f"storage or database unavailable: {exc}")
+            raise
+        raise task.retry(countdown=min(2 ** retries, 60), exc=exc) from exc
+    except SoftTimeLimitExceeded:
+        log.error("job %s ran past the time limit", job_id)
+        raise
+
+
+@app.task(name=TASK_FOR_KIND["enroll"], bind=True, max_retries=None)
+def enroll(self: Task, job_id: str) -> str:
+    return _run(self, job_id)
+
+
+@app.task(name=TASK_FOR_KIND["synthesis"], bind=True, max_retries=None)
+def synthesize(self: Task, job_id: str) -> str:
+    return _run(self, job_id)
+
+
+@app.task(name=TASK_FOR_KIND["finetune"], bind=True, max_retries=None)
+def finetune(self: Task, job_id: str) -> str:
+    return _run(self, job_id)
+
+
+@app.task(name=CLEANUP_TASK)
+def cleanup() -> int:
+    """Delete results past their TTL (light work: the cpu queue)."""
+    return service.cleanup_expired(backend())
