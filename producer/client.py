@@ -1,0 +1,332 @@
+"""A small Python client for EchoDiary, over HTTP or, with no server configured, in-process.
+
+    from producer.client import connect
+    client = connect()                       # reads the same settings as the CLI
+    voice = client.upload_voice("me.wav", transcript="...", language="zh", name="me")
+    job = client.wait(voice.job_id)
+    job = client.wait(client.synthesize("今天...", voice.voice_id).job_id)
+    client.download(job.job_id, "today.wav")
+
+:class:`Client` speaks the HTTP API; :class:`EmbeddedClient` calls the same service layer directly
+and runs jobs in this process, for the embedded mode. Both return the API's response models.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.schemas import (
+    FinetuneRequest,
+    JobAccepted,
+    JobOut,
+    JobPage,
+    MemberCreated,
+    MemberOut,
+    SynthesisRequest,
+    VoiceCreated,
+    VoiceDeleted,
+    VoiceDeleteRequested,
+    VoiceOut,
+    WatermarkReport,
+)
+from shared.settings import Settings, get_settings
+
+FINISHED = ("succeeded", "failed", "cancelled")
+OnUpdate = Callable[[JobOut], None]
+
+
+class ApiError(Exception):
+    """The server said no: ``status`` is the HTTP status, ``detail`` its message."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status, self.detail = status, detail
+
+
+def _audio_bytes(audio: str | Path | bytes) -> tuple[str, bytes]:
+    if isinstance(audio, bytes):
+        return "audio", audio
+    path = Path(audio)
+    return path.name, path.read_bytes()
+
+
+class _Common:
+    def job(self, job_id: str) -> JobOut:
+        raise NotImplementedError
+
+    def wait(self, job_id: str, on_update: OnUpdate | None = None, poll_s: float = 0.5,
+             timeout_s: float | None = None) -> JobOut:
+        """Poll until the job has finished; ``on_update`` sees every state read."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            job = self.job(job_id)
+            if on_update:
+                on_update(job)
+            if job.status in FINISHED:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout_s} s")
+            time.sleep(poll_s)
+
+
+class Client(_Common):
+    """The HTTP API of an EchoDiary server."""
+
+    def __init__(self, base_url: str, token: str | None, timeout: float = 30.0,
+                 http: httpx.Client | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+        self.http.headers.update(headers)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:  # noqa: ANN401 - decoded JSON
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ApiError(response.status_code, str(detail))
+        return response.json() if response.content else None
+
+    def health(self) -> dict:
+        return self._call("GET", "/healthz")
+
+    def me(self) -> MemberOut:
+        return MemberOut.model_validate(self._call("GET", "/v1/members/me"))
+
+    def create_member(self, name: str, admin: bool = False) -> MemberCreated:
+        return MemberCreated.model_validate(self._call("POST", "/v1/members", json={"name": name, "admin": admin}))
+
+    def upload_voice(self, audio: str | Path | bytes, transcript: str, language: str, name: str) -> VoiceCreated:
+        filename, data = _audio_bytes(audio)
+        body = self._call("POST", "/v1/voices", files={"audio": (filename, data)},
+                          data={"transcript": transcript, "language": language, "name": name})
+        return VoiceCreated.model_validate(body)
+
+    def voices(self) -> list[VoiceOut]:
+        return [VoiceOut.model_validate(v) for v in self._call("GET", "/v1/voices")]
+
+    def voice(self, voice_id: str) -> VoiceOut:
+        return VoiceOut.model_validate(self._call("GET", f"/v1/voices/{voice_id}"))
+
+    def request_delete_voice(self, voice_id: str) -> VoiceDeleteRequested:
+        return VoiceDeleteRequested.model_validate(self._call("DELETE", f"/v1/voices/{voice_id}"))
+
+    def confirm_delete_voice(self, voice_id: str, confirm: str) -> VoiceDeleted:
+        return VoiceDeleted.model_validate(self._call("DELETE", f"/v1/voices/{voice_id}",
+                                                      params={"confirm": confirm}))
+
+    def finetune(self, voice_id: str, **params: Any) -> JobAccepted:
+        body = FinetuneRequest(**params).model_dump()
+        return JobAccepted.model_validate(self._call("POST", f"/v1/voices/{voice_id}/finetune", json=body))
+
+    def synthesize(self, text: str, voice_id: str, idempotency_key: str | None = None,
+                   **params: Any) -> JobAccepted:
+        body = SynthesisRequest(text=text, voice_id=voice_id, **params).model_dump(exclude_none=True)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return JobAccepted.model_validate(self._call("POST", "/v1/syntheses", json=body, headers=headers))
+
+    def job(self, job_id: str) -> JobOut:
+        return JobOut.model_validate(self._call("GET", f"/v1/jobs/{job_id}"))
+
+    def jobs(self, limit: int = 20, offset: int = 0, status: str | None = None,
+             kind: str | None = None) -> JobPage:
+        params = {k: v for k, v in dict(limit=limit, offset=offset, status=status, kind=kind).items()
+                  if v is not None}
+        return JobPage.model_validate(self._call("GET", "/v1/jobs", params=params))
+
+    def cancel(self, job_id: str) -> JobOut:
+        return JobOut.model_validate(self._call("POST", f"/v1/jobs/{job_id}/cancel"))
+
+    def detect(self, audio: str | Path | bytes) -> WatermarkReport:
+        filename, data = _audio_bytes(audio)
+        return WatermarkReport.model_validate(self._call("POST", "/v1/watermark/detect",
+                                                         files={"audio": (filename, data)}))
+
+    def download(self, job_id: str, dest: str | Path | None = None) -> Path:
+        job = self.job(job_id)
+        if job.result is None:
+            raise ApiError(409, f"job {job_id} has no result to download (status {job.status}"
+                                f"{', result expired' if job.result_expired else ''})")
+        path = Path(dest) if dest else Path(f"{job_id}.{job.result.format}")
+        with httpx.stream("GET", job.result.url, timeout=120) as response:  # a presigned link: no token
+            if response.status_code >= 400:
+                raise ApiError(response.status_code, f"download failed: {response.read()[:200]!r}")
+            with path.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        return path
+
+
+class EmbeddedClient(_Common):
+    """The same calls, served in this process: SQLite, a local storage folder, jobs run here."""
+
+    def __init__(self, settings: Settings) -> None:
+        from shared import service
+
+        self.settings = settings
+        self.backend = service.open_backend(settings)
+        self._runs: dict[str, threading.Thread] = {}
+        self.member = self._member()
+
+    def _member(self):  # noqa: ANN202 - shared.models.Member
+        from shared import service
+
+        if self.settings.api_token:
+            member = service.authenticate(self.backend, self.settings.api_token)
+            if member is None:
+                raise ApiError(401, "invalid API token (ECHODIARY_API_TOKEN)")
+            return member
+        # On one's own machine the first member (made on first use) is the one at the keyboard.
+        return service.first_member(self.backend) or service.create_member(self.backend, "owner", True)[0]
+
+    def _guard(self, fn: Callable[..., Any], *args: Any) -> Any:  # noqa: ANN401
+        from shared.service import ServiceError
+
+        try:
+            return fn(*args)
+        except ServiceError as exc:
+            raise ApiError(exc.status, exc.detail) from exc
+
+    def _start(self, job_id: str) -> None:
+        """Run a queued job in a thread of this process (the embedded mode's worker)."""
+        from worker.runner import run_job
+
+        thread = self._runs.get(job_id)
+        if thread is None or not thread.is_alive():
+            thread = threading.Thread(target=run_job, args=(self.backend, job_id), daemon=True)
+            self._runs[job_id] = thread
+            thread.start()
+
+    def health(self) -> dict:
+        return {"status": "ok", "mode": "embedded"}
+
+    def me(self) -> MemberOut:
+        from producer.api.routes.members import member_out
+
+        return member_out(self.member)
+
+    def create_member(self, name: str, admin: bool = False) -> MemberCreated:
+        from producer.api.routes.members import member_out
+        from shared import service
+
+        member, token = self._guard(service.create_member, self.backend, name, admin)
+        return MemberCreated(**member_out(member).model_dump(), token=token)
+
+    def upload_voice(self, audio: str | Path | bytes, transcript: str, language: str, name: str) -> VoiceCreated:
+        from shared import service
+
+        _, data = _audio_bytes(audio)
+        voice, job = self._guard(service.create_voice, self.backend, self.member, data, transcript, language, name)
+        return VoiceCreated(voice_id=voice.id, job_id=job.id, kind=job.kind, status=job.status)
+
+    def voices(self) -> list[VoiceOut]:
+        from producer.api.routes.voices import voice_out
+        from shared import service
+
+        return [voice_out(v) for v in service.list_voices(self.backend, self.member)]
+
+    def voice(self, voice_id: str) -> VoiceOut:
+        from producer.api.routes.voices import voice_out
+        from shared import service
+
+        return voice_out(self._guard(service.get_voice, self.backend, self.member, voice_id))
+
+    def request_delete_voice(self, voice_id: str) -> VoiceDeleteRequested:
+        from shared import service
+        from shared.schemas import timestamp
+
+        token, expires, n = self._guard(service.request_voice_delete, self.backend, self.member, voice_id)
+        return VoiceDeleteRequested(voice_id=voice_id, confirm=token, expires_at=timestamp(expires), jobs=n)
+
+    def confirm_delete_voice(self, voice_id: str, confirm: str) -> VoiceDeleted:
+        from shared import service
+
+        n_jobs, n_objects = self._guard(service.confirm_voice_delete, self.backend, self.member, voice_id, confirm)
+        return VoiceDeleted(voice_id=voice_id, deleted=True, jobs_deleted=n_jobs, objects_deleted=n_objects)
+
+    def finetune(self, voice_id: str, **params: Any) -> JobAccepted:
+        from shared import service
+
+        job = self._guard(service.start_finetune, self.backend, self.member, voice_id, FinetuneRequest(**params))
+        return JobAccepted(job_id=job.id, kind=job.kind, status=job.status)
+
+    def synthesize(self, text: str, voice_id: str, idempotency_key: str | None = None,
+                   **params: Any) -> JobAccepted:
+        from shared import service
+
+        request = SynthesisRequest(text=text, voice_id=voice_id, **params)
+        job, _ = self._guard(service.create_synthesis, self.backend, self.member, request, idempotency_key)
+        return JobAccepted(job_id=job.id, kind=job.kind, status=job.status)
+
+    def job(self, job_id: str) -> JobOut:
+        from shared import service
+
+        return self._guard(service.get_job, self.backend, self.member, job_id)
+
+    def wait(self, job_id: str, on_update: OnUpdate | None = None, poll_s: float = 0.2,
+             timeout_s: float | None = None) -> JobOut:
+        last_try = [0.0]
+
+        def update(job: JobOut) -> None:
+            # Run it here unless someone else holds it; a claim attempt on a job another live
+            # process runs is refused at once, and one left by a process that died succeeds once
+            # its lease has run out.
+            if job.status in ("queued", "running") and time.monotonic() - last_try[0] > 2.0:
+                last_try[0] = time.monotonic()
+                self._start(job_id)
+            if on_update:
+                on_update(job)
+
+        return super().wait(job_id, update, poll_s, timeout_s)
+
+    def jobs(self, limit: int = 20, offset: int = 0, status: str | None = None,
+             kind: str | None = None) -> JobPage:
+        from shared import service
+
+        items, total = service.list_jobs(self.backend, self.member, limit, offset, status, kind)
+        next_offset = offset + len(items) if offset + len(items) < total else None
+        return JobPage(items=items, total=total, limit=limit, offset=offset, next_offset=next_offset)
+
+    def cancel(self, job_id: str) -> JobOut:
+        from shared import service
+
+        return self._guard(service.cancel_job, self.backend, self.member, job_id)
+
+    def detect(self, audio: str | Path | bytes) -> WatermarkReport:
+        from fastapi import HTTPException
+
+        from producer.api.routes.watermark import report
+
+        _, data = _audio_bytes(audio)
+        try:
+            return report(self.backend, self.member, data)
+        except HTTPException as exc:
+            raise ApiError(exc.status_code, str(exc.detail)) from exc
+
+    def download(self, job_id: str, dest: str | Path | None = None) -> Path:
+        from shared.models import Job
+
+        job = self.job(job_id)
+        with self.backend.db.read() as session:
+            row = session.get(Job, job_id)
+        if job.status != "succeeded" or row is None or not row.result_key:
+            raise ApiError(409, f"job {job_id} has no result to download (status {job.status}"
+                                f"{', result expired' if job.result_expired else ''})")
+        path = Path(dest) if dest else Path(f"{job_id}.{row.format}")
+        path.write_bytes(self.backend.storage.get(row.result_key))
+        return path
+
+
+def connect(settings: Settings | None = None) -> Client | EmbeddedClient:
+    """The client the settings call for: HTTP in server mode, in-process in the embedded mode."""
+    settings = settings or get_settings()
+    if settings.embedded:
+        return EmbeddedClient(settings)
+    return Client(settings.api_url, settings.api_token)
