@@ -10,27 +10,21 @@ token and much less per short segment.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import jieba
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
 
 from engine.errors import BadText, ModelsMissing
 from engine.features.loading import quiet_transformers, require_folder
+from engine.text import expand_word_features
 
 BERT_DIM = 1024  # the T2S model's bert_proj expects this width
 UNUSED_TOP_LAYERS = 2  # hidden_states[-3] is the output of layer L-2 of L
 MAX_TOKENS = 510  # 512 positions minus [CLS] and [SEP]
-
-
-def expand_word_features(features: torch.Tensor, word2ph: Sequence[int]) -> torch.Tensor:
-    """[n_words, dim] -> [dim, n_phones]: word i repeated word2ph[i] times.
-
-    Stand-in until ``engine.text.expand_word_features`` (the frontend's copy) lands.
-    """
-    counts = torch.as_tensor(list(word2ph), dtype=torch.long, device=features.device)
-    return torch.repeat_interleave(features, counts, dim=0).T
 
 
 class BertFeatures:
@@ -122,7 +116,7 @@ class BertFeatures:
         for (_, word2ph), state in zip(items, states, strict=True):
             # upstream reads the first len(word2ph) tokens after [CLS]
             words = state[1 : 1 + len(word2ph)]
-            out.append(expand_word_features(words, word2ph))
+            out.append(expand_word_features(words, list(word2ph)))
         return out
 
     def phone_features(self, segments: Sequence[tuple[str, str, Sequence[int] | None, int]]) -> torch.Tensor:
@@ -161,23 +155,38 @@ CJK_PUNCTUATION = "，。！？、；：“”‘’（）《》〈〉【】「�
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 CJK_FIRST, CJK_LAST = 0x4E00, 0x9FA5  # the block chinese-roberta-wwm-ext's vocabulary draws on
 FULL_VOCAB = 21128
+TINY_HANZI = 3000
 
 
 def build_vocab(size: str) -> list[str]:
     """A WordPiece vocabulary in which every Chinese character is one token.
 
-    Specials, printable lower-case ASCII, CJK punctuation, the U+4E00..U+9FA5 block (tiny: its first
-    1024 characters, which include the most common radicals), ``##`` pieces for letters and digits,
-    and for ``full`` ``[unusedN]`` entries up to the official 21128.
+    Specials, printable lower-case ASCII, CJK punctuation, Chinese characters (full: the whole
+    U+4E00..U+9FA5 block; tiny: the 3000 most frequent, ~99 % of running text), ``##`` pieces for
+    letters and digits, and for ``full`` ``[unusedN]`` entries up to the official 21128.
     """
     ascii_chars = [chr(c) for c in range(33, 127) if not chr(c).isupper()]
-    last = CJK_LAST if size == "full" else CJK_FIRST + 1023
-    cjk = [chr(c) for c in range(CJK_FIRST, last + 1)]
+    if size == "full":
+        hanzi = [chr(c) for c in range(CJK_FIRST, CJK_LAST + 1)]
+    else:
+        hanzi = sorted(common_hanzi(TINY_HANZI))
     pieces = ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
-    vocab = SPECIALS + ascii_chars + list(dict.fromkeys(CJK_PUNCTUATION)) + cjk + pieces
+    vocab = SPECIALS + ascii_chars + list(dict.fromkeys(CJK_PUNCTUATION)) + hanzi + pieces
     if size == "full":
         vocab += [f"[unused{i}]" for i in range(1, FULL_VOCAB - len(vocab) + 1)]
     return vocab
+
+
+def common_hanzi(n: int) -> list[str]:
+    """The n most frequent characters of the block, weighted by jieba's word frequencies."""
+    counts: Counter[str] = Counter()
+    with jieba.get_dict_file() as f:
+        for line in f:
+            word, freq = line.decode("utf-8").split()[:2]
+            for char in word:
+                if CJK_FIRST <= ord(char) <= CJK_LAST:
+                    counts[char] += int(freq)
+    return [char for char, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
 
 
 def bert_config(size: str, vocab_size: int) -> BertConfig:
@@ -204,17 +213,23 @@ def bert_config(size: str, vocab_size: int) -> BertConfig:
     raise ValueError(f"unknown model size {size!r}; expected 'tiny' or 'full'")
 
 
+def write_bert_tokenizer(folder: str | os.PathLike, size: str = "tiny") -> BertTokenizerFast:
+    """vocab.txt, tokenizer.json and the tokenizer configs (lower-casing, Chinese characters split)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("\n".join(build_vocab(size)) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True, tokenize_chinese_chars=True)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
 def write_random_bert(folder: str | os.PathLike, size: str = "tiny", seed: int = 0) -> Path:
     """A seeded random ``BertForMaskedLM`` folder with tokenizer files, as upstream loads it."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = build_vocab(size)
-    vocab_file = folder / "vocab.txt"
-    vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True, tokenize_chinese_chars=True)
-    tokenizer.save_pretrained(folder)
+    tokenizer = write_bert_tokenizer(folder, size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = BertForMaskedLM(bert_config(size, len(vocab)))
+        model = BertForMaskedLM(bert_config(size, len(tokenizer)))
     model.save_pretrained(folder)
     return folder

@@ -64,14 +64,22 @@ def check_bert(folder: Path) -> Iterator[GoldenResult]:
 
 
 def check_phones_and_bert(bert: BertFeatures, golden: dict, meta: dict) -> Iterator[GoldenResult]:
-    """The whole text -> (phones, BERT) path; needs the frontend's ``engine.text.phonemize``."""
+    """The whole text -> (phones, BERT) path through the frontend's ``engine.text.phonemize``."""
     name = "bert.get_phones_and_bert"
     try:
-        phonemize = importlib.import_module("engine.text").phonemize
+        text = importlib.import_module("engine.text")
+        phonemize, phones_to_ids = text.phonemize, text.phones_to_ids
     except (ImportError, AttributeError) as exc:
         yield GoldenResult(name, False, float("inf"), f"engine.text.phonemize not available: {exc}")
         return
-    phones, word2ph, norm_text = phonemize(meta["bert.text"], "zh")[:3]
-    yield compare_exact(f"{name}.phone_ids", phones, meta["bert.get_phones_and_bert.phone_ids"])
-    features = bert.phone_features([("zh", norm_text, word2ph, len(phones))])
+    phones, word2ph_per_segment, norm_text = phonemize(meta["bert.text"], "zh")
+    yield compare_exact(f"{name}.phone_ids", phones_to_ids(phones), meta["bert.get_phones_and_bert.phone_ids"])
+    segments, start = [], 0
+    for word2ph in word2ph_per_segment:
+        if word2ph is None:  # a non-Chinese segment: its length is not recoverable from the joined text
+            yield GoldenResult(name, False, float("inf"), "golden text unexpectedly has a non-zh segment")
+            return
+        segments.append(("zh", norm_text[start : start + len(word2ph)], word2ph, sum(word2ph)))
+        start += len(word2ph)
+    features = bert.phone_features(segments)
     yield compare(name, features, golden["bert.get_phones_and_bert"], FEATURE_ATOL)
