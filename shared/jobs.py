@@ -136,26 +136,26 @@ def fail_queued(session: Session, job_id: str, error: str) -> bool:
 
 # --- the member's side -------------------------------------------------------------------------
 
-def request_cancel(session: Session, job_id: str, member_id: str) -> str | None:
+def request_cancel(session: Session, job_id: str, member_id: str) -> tuple[str, bool] | None:
     """Cancel a queued job at once, or flag a running one (its worker stops between chunks).
 
-    Returns the job's status afterwards, or None when the member has no such job.
+    Returns (status afterwards, whether this call changed anything), or None when the member has
+    no such job.
     """
     mine = and_(Job.id == job_id, Job.member_id == member_id)
     for _ in range(3):  # the job may move between the two updates; look again
-        t = now()
         if session.exec(update(Job).where(mine, Job.status == QUEUED)
-                        .values(status=CANCELLED, finished_at=t, cancel_requested=True)).rowcount:
-            return CANCELLED
+                        .values(status=CANCELLED, finished_at=now(), cancel_requested=True)).rowcount:
+            return CANCELLED, True
         if session.exec(update(Job).where(mine, Job.status == RUNNING)
                         .values(cancel_requested=True)).rowcount:
-            return RUNNING
-        status = session.exec(select(Job.status).where(mine)).first()
-        if status is None:
+            return RUNNING, True
+        row = session.exec(select(Job.status).where(mine)).first()
+        if row is None:
             return None
-        if status[0] not in (QUEUED, RUNNING):
-            return status[0]
-    return session.exec(select(Job.status).where(mine)).one()[0]
+        if row[0] not in (QUEUED, RUNNING):
+            return row[0], False
+    return session.exec(select(Job.status).where(mine)).one()[0], False
 
 
 # --- handing jobs to workers, fairly -----------------------------------------------------------

@@ -28,9 +28,7 @@ from shared.models import (
     ENROLLING,
     FINETUNE,
     INTERACTIVE,
-    QUEUED,
     READY,
-    RUNNING,
     SUCCEEDED,
     SYNTHESIS,
     VOICE_FAILED,
@@ -424,10 +422,11 @@ def cancel_job(backend: Backend, member: Member, job_id: str) -> JobOut:
     if not keys.is_id(job_id):
         raise NotFoundError(f"job {job_id} not found")
     with backend.db.write() as session:
-        status = jobstate.request_cancel(session, job_id, member.id)
-    if status is None:
+        outcome = jobstate.request_cancel(session, job_id, member.id)
+    if outcome is None:
         raise NotFoundError(f"job {job_id} not found")
-    if status not in (QUEUED, RUNNING) and status != "cancelled":
+    status, changed = outcome
+    if not changed:
         raise Conflict(f"job {job_id} already {status}; there is nothing to cancel")
     backend.dispatch(member.id)
     return get_job(backend, member, job_id)

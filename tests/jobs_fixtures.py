@@ -1,0 +1,51 @@
+"""Helpers shared by the job-system tests (audio clips, settings, waiting)."""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from shared.settings import Settings
+
+
+def speechlike(seconds: float, sample_rate: int = 32000, seed: int = 0) -> np.ndarray:
+    """A voiced, syllable-rate modulated signal: not speech, but not silence or a pure tone either."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    f0 = 140 + 20 * np.sin(2 * np.pi * 0.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t)
+    return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def audio_bytes(seconds: float = 4.0, fmt: str = "WAV", sample_rate: int = 32000, seed: int = 0) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, speechlike(seconds, sample_rate, seed), sample_rate, format=fmt)
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def embedded_settings(data_dir: Path, **overrides: object) -> Settings:
+    return Settings(_env_file=None, data_dir=data_dir, **overrides)
+
+
+def wait_until(condition: Callable[[], object], timeout: float, interval: float = 0.1, what: str = "condition"):  # noqa: ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
