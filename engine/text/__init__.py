@@ -1,10 +1,27 @@
 """Text frontend: GPT-SoVITS v2 phones from Chinese, English and mixed diary text.
 
-Public API: clean_text, phonemize, phones_to_ids, expand_word_features, split_text, chunk_diary.
+    clean_text(text, "zh" | "en")          -> (phones, word2ph | None, norm_text)   single language
+    phonemize(text, "zh" | "all_zh" | "en" | "auto")
+                                           -> (phones, [word2ph | None per segment], norm_text)
+    phones_to_ids(phones)                  -> ids in the v2 symbol table
+    expand_word_features(features, word2ph) -> (dim, n_phones) per-phone BERT features
+    split_text(text, language, "cut0".."cut5") -> segments, as upstream's non-streaming path
+    chunk_diary(text, language, ...)       -> [Chunk(id, text, index)], stable ids for caching
 """
 
+from engine.text.chunker import Chunk, check_text, chunk_diary
 from engine.text.cleaner import clean_text
 from engine.text.phonemize import phonemize
+from engine.text.segment import split_text
 from engine.text.symbols import expand_word_features, phones_to_ids
 
-__all__ = ["clean_text", "expand_word_features", "phonemize", "phones_to_ids"]
+__all__ = [
+    "Chunk",
+    "check_text",
+    "chunk_diary",
+    "clean_text",
+    "expand_word_features",
+    "phonemize",
+    "phones_to_ids",
+    "split_text",
+]

@@ -150,7 +150,7 @@ def split_languages(text: str, default_lang: str = "") -> list[Piece]:
     if has_digits:
         pieces = _resolve_digits(pieces, default_lang)
     out: list[Piece] = []
-    for i, item in enumerate(pieces):
+    for item in pieces:
         if item["lang"] == "x":
             item["lang"] = out[-1]["lang"] if out else (pieces[1]["lang"] if len(pieces) > 1 else "zh")
         _append(out, item)

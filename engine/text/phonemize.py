@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from engine.errors import BadText
+from engine.text.chunker import MAX_TEXT_CHARS, check_text
 from engine.text.cleaner import clean_text
 from engine.text.langsplit import split_languages
 
@@ -31,12 +32,16 @@ def language_segments(text: str, language: str) -> list[tuple[str, str]]:
     return segments
 
 
-def phonemize(text: str, language: str) -> tuple[list[str], list[list[int] | None], str]:
+def phonemize(
+    text: str, language: str, max_text_chars: int = MAX_TEXT_CHARS
+) -> tuple[list[str], list[list[int] | None], str]:
     """Phones (v2 symbols), word2ph per language segment (a list for zh, None for en), norm_text.
 
     language: "zh" (Chinese with English inside), "all_zh", "en" or "auto". Only zh and en g2p exist
-    here, so an `auto` segment detected as Japanese or Korean raises BadText.
+    here, so an `auto` segment detected as Japanese or Korean raises BadText. Empty, over-long or
+    unspeakable text (only symbols or emoji) raises BadText too.
     """
+    check_text(text, max_text_chars)
     if language not in LANGUAGES:
         raise BadText(f"unsupported language {language!r}; use one of {', '.join(LANGUAGES)}")
     return _phonemize(text, language, retried=False)
