@@ -1,0 +1,134 @@
+"""Job state changes on SQLite and PostgreSQL, with several processes racing for the same rows."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+
+import pytest
+from sqlalchemy import func, inspect, select, update
+
+from shared import jobs as jobstate
+from shared.db import Database
+from shared.models import Job, JobChunk, Member
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def _member_with_jobs(db: Database, n: int, **job_fields) -> tuple[str, list[str]]:
+    member = Member(name=f"m-{time.monotonic_ns()}")
+    jobs = [Job(member_id=member.id, kind="synthesis", text="x", created_at=time.time() + i * 1e-3, **job_fields)
+            for i in range(n)]
+    with db.write() as session:
+        session.add(member)
+        session.flush()
+        session.add_all(jobs)
+    return member.id, [j.id for j in jobs]
+
+
+def _claim_all(url: str, job_ids: list[str], name: str) -> list[str]:
+    db = Database(url)
+    won = []
+    for job_id in job_ids:
+        with db.write() as session:
+            if jobstate.claim(session, job_id, name, 60) is not None:
+                won.append(job_id)
+    return won
+
+
+def _dispatch(url: str, member_id: str, concurrency: int) -> list[str]:
+    db = Database(url)
+    published: list[str] = []
+    jobstate.dispatch_member(db, member_id, lambda d: published.append(d.job_id), concurrency)
+    return published
+
+
+def test_tables_are_created_without_migrations_and_creating_again_is_harmless(db_url):
+    Database(db_url)
+    db = Database(db_url)
+    names = set(inspect(db.write_engine).get_table_names())
+    assert {"member", "api_token", "voice", "job", "job_chunk"} <= names
+
+
+def test_each_job_is_claimed_by_exactly_one_of_several_processes(db_url):
+    db = Database(db_url)
+    _, job_ids = _member_with_jobs(db, 24)
+    with mp.get_context("spawn").Pool(3) as pool:
+        results = pool.starmap(_claim_all, [(db_url, job_ids, f"w{i}") for i in range(3)])
+    claimed = [job_id for won in results for job_id in won]
+    assert sorted(claimed) == sorted(job_ids)  # every job once, none twice
+    with db.read() as session:
+        attempts = session.exec(select(Job.attempt).where(Job.id.in_(job_ids))).scalars().all()
+    assert set(attempts) == {1}
+
+
+def test_dispatchers_in_several_processes_publish_no_more_than_the_member_limit(db_url):
+    db = Database(db_url)
+    member_id, _ = _member_with_jobs(db, 10)
+    with mp.get_context("spawn").Pool(3) as pool:
+        results = pool.starmap(_dispatch, [(db_url, member_id, 2)] * 6)
+    published = [job_id for batch in results for job_id in batch]
+    assert len(published) == len(set(published)) == 2
+
+
+def test_a_lapsed_lease_is_taken_over_and_the_old_attempt_can_no_longer_write(db_url):
+    db = Database(db_url)
+    _, (job_id,) = _member_with_jobs(db, 1)
+    with db.write() as session:
+        first = jobstate.claim(session, job_id, "w1", 0.2)
+    with db.write() as session:
+        assert jobstate.claim(session, job_id, "w2", 60) is None  # lease still live
+    time.sleep(0.3)
+    with db.write() as session:
+        second = jobstate.claim(session, job_id, "w2", 60)
+    assert (first, second) == (1, 2)
+    with db.write() as session:
+        assert not jobstate.record_progress(session, job_id, first, 1, 4, 60)
+        assert not jobstate.finish(session, job_id, first, result_key="stale")
+        assert jobstate.record_progress(session, job_id, second, 1, 4, 60)
+        assert jobstate.finish(session, job_id, second, result_key="fresh")
+    with db.read() as session:
+        job = session.get(Job, job_id)
+        chunks = session.exec(select(func.count()).select_from(JobChunk).where(JobChunk.job_id == job_id)).one()[0]
+    assert (job.status, job.result_key, job.worker, chunks) == ("succeeded", "fresh", "w2", 1)
+
+
+def test_the_sweep_requeues_jobs_of_vanished_workers_and_finishes_their_cancellations(db_url):
+    db = Database(db_url)
+    _, (lost, cancelled, alive) = _member_with_jobs(db, 3)
+    with db.write() as session:
+        for job_id in (lost, cancelled, alive):
+            jobstate.claim(session, job_id, "gone", 60)
+        session.exec(update(Job).where(Job.id.in_([lost, cancelled])).values(lease_until=time.time() - 1))
+        session.exec(update(Job).where(Job.id == cancelled).values(cancel_requested=True))
+    published: list[str] = []
+    assert jobstate.requeue_lost(db, lambda d: published.append(d.job_id), redeliver_after_s=3600) == [lost]
+    assert published == [lost]
+    assert jobstate.requeue_lost(db, lambda d: published.append(d.job_id), redeliver_after_s=3600) == []
+    with db.read() as session:
+        status = {j: session.get(Job, j).status for j in (lost, cancelled, alive)}
+    assert status == {lost: "queued", cancelled: "cancelled", alive: "running"}
+    with db.write() as session:
+        assert jobstate.claim(session, lost, "w2", 60) == 2
+
+
+def test_a_job_dispatched_long_ago_is_published_again(db_url):
+    db = Database(db_url)
+    _, (job_id,) = _member_with_jobs(db, 1, dispatched_at=time.time() - 100)
+    published: list[str] = []
+    assert jobstate.requeue_lost(db, lambda d: published.append(d.job_id), redeliver_after_s=50) == [job_id]
+    assert jobstate.requeue_lost(db, lambda d: published.append(d.job_id), redeliver_after_s=50) == []
+
+
+def test_cancel_of_a_queued_job_beats_a_later_claim(db_url):
+    db = Database(db_url)
+    member_id, (job_id,) = _member_with_jobs(db, 1)
+    with db.write() as session:
+        assert jobstate.request_cancel(session, job_id, member_id) == ("cancelled", True)
+        assert jobstate.claim(session, job_id, "w", 60) is None
+        assert jobstate.request_cancel(session, job_id, "someone-else") is None
