@@ -1,0 +1,392 @@
+"""Autoregressive decoding for the text-to-semantic GPT: KV cache, sampling steps, stop rules.
+
+Sampling follows upstream's ``AR/models/utils.py`` (MODEL.md 2.4); the order is the list
+:data:`LOGIT_FILTERS` followed by :func:`exponential_race`. Stop rules (MODEL.md 2.5): EOS cannot be
+chosen during the first :data:`MIN_TOKENS_BEFORE_EOS` steps; afterwards a row stops when the sampled
+token is EOS *or* the argmax of the (repetition-penalised, otherwise unfiltered) logits is EOS.
+
+Two kinds of entry points share one decoder, :func:`decode`:
+
+- :func:`infer_panel_naive` and :func:`infer_panel_batch_infer` reproduce upstream's return
+  conventions exactly, quirks included (which token is lost at early stop), for parity checks;
+- :func:`decode` itself is the production decoder: items of different lengths in one batch, a cap
+  on new tokens per item, finished rows leave the batch, and it returns every token it generated.
+
+Randomness only comes from the ``torch.Generator`` passed in (one ``exponential_`` draw of shape
+[active rows, V] per step, as upstream draws from the global generator); nothing global is seeded and
+nothing is kept between calls.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from engine.t2s import T2SConfig, Text2SemanticGPT, prefix_mask
+
+MIN_TOKENS_BEFORE_EOS = 11  # upstream drops the EOS column for steps 0..10 (0.44 s of speech)
+MAX_STEPS = 1500  # upstream's hard cap on decoding steps
+CACHE_CHUNK = 256  # cache capacity grows in steps of at least this many positions
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    top_k: int | None = 15  # None: no top-k filter
+    top_p: float = 1.0
+    temperature: float = 1.0
+    repetition_penalty: float = 1.35
+    early_stop_num: int = -1  # stop after early_stop_num + 1 new tokens; -1: no early stop
+    max_steps: int = MAX_STEPS
+
+    @property
+    def max_new_tokens(self) -> int:
+        """The most tokens one item may produce under these options."""
+        if self.early_stop_num < 0:
+            return self.max_steps
+        return min(self.early_stop_num + 1, self.max_steps)
+
+
+# ---------------------------------------------------------------------------------------------
+# KV cache
+# ---------------------------------------------------------------------------------------------
+
+
+class KVCache:
+    """Keys and values of every layer in preallocated buffers [layers, rows, heads, capacity, head_dim].
+
+    All rows share one write position (``length``). Rows whose prefix is shorter are left-padded: their
+    first columns hold nothing, and ``pad_bias`` (additive, -inf there) keeps every query off them.
+    """
+
+    def __init__(self, k: Tensor, v: Tensor, pad_bias: Tensor | None = None, length: int = 0) -> None:
+        self.k = k
+        self.v = v
+        self.pad_bias = pad_bias  # [rows, 1, 1, capacity] or None when no row is padded
+        self.length = length
+
+    @classmethod
+    def allocate(
+        cls, config: T2SConfig, rows: int, capacity: int, device: torch.device, dtype: torch.dtype
+    ) -> KVCache:
+        shape = (config.num_layers, rows, config.num_heads, capacity, config.head_dim)
+        return cls(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype))
+
+    @property
+    def rows(self) -> int:
+        return self.k.shape[1]
+
+    @property
+    def capacity(self) -> int:
+        return self.k.shape[3]
+
+    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store ``k``/``v`` [rows, heads, T, head_dim] after the cached ones; return all so far."""
+        end = self.length + k.shape[2]
+        self.k[layer, :, :, self.length : end] = k
+        self.v[layer, :, :, self.length : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def advance(self, steps: int) -> None:
+        self.length += steps
+
+    def row(self, index: int, offset: int) -> KVCache:
+        """A view of one row whose columns start at ``offset``: writing to it fills this cache."""
+        return KVCache(self.k[:, index : index + 1, :, offset:], self.v[:, index : index + 1, :, offset:])
+
+    def pad_left(self, offsets: Sequence[int]) -> None:
+        """Mark the first ``offsets[i]`` columns of row ``i`` as padding."""
+        if not any(offsets):
+            self.pad_bias = None
+            return
+        columns = torch.arange(self.capacity, device=self.k.device)
+        starts = torch.tensor(offsets, device=self.k.device)[:, None]
+        bias = torch.zeros(self.rows, self.capacity, device=self.k.device, dtype=self.k.dtype)
+        self.pad_bias = bias.masked_fill_(columns[None, :] < starts, float("-inf"))[:, None, None, :]
+
+    def step_mask(self) -> Tensor | None:
+        """Additive mask for one new query per row (the new column is visible)."""
+        return None if self.pad_bias is None else self.pad_bias[..., : self.length + 1]
+
+    def reserve(self, length: int) -> None:
+        """Make room for ``length`` columns; grows geometrically, copying only the used part."""
+        if length <= self.capacity:
+            return
+        capacity = max(length, 2 * self.capacity, CACHE_CHUNK)
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = old.new_empty(*old.shape[:3], capacity, old.shape[4])
+            new[:, :, :, : self.length] = old[:, :, :, : self.length]
+            setattr(self, name, new)
+        if self.pad_bias is not None:
+            self.pad_bias = F.pad(self.pad_bias, (0, capacity - self.pad_bias.shape[-1]))
+
+    def keep(self, rows: Tensor) -> None:
+        """Keep only ``rows`` (ascending indices; order is preserved, as upstream's index_select)."""
+        self.k = self.k[:, rows]
+        self.v = self.v[:, rows]
+        if self.pad_bias is not None:
+            self.pad_bias = self.pad_bias[rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling steps, in upstream's order
+# ---------------------------------------------------------------------------------------------
+
+
+def seen_tokens(previous: Tensor, vocab_size: int) -> Tensor:
+    """[B, L] token ids -> [B, V] bool: which ids occur in each row (duplicates are harmless)."""
+    seen = torch.zeros(previous.shape[0], vocab_size, dtype=torch.bool, device=previous.device)
+    return seen.scatter_(1, previous.long(), True)
+
+
+def apply_repetition_penalty(logits: Tensor, seen: Tensor, options: DecodingOptions) -> Tensor:
+    """Every id seen so far (prompt included): ``l * rp`` if negative else ``l / rp``, in place.
+
+    In place matters: upstream's EOS test takes the argmax of this penalised tensor.
+    """
+    rp = options.repetition_penalty
+    if rp == 1.0:
+        return logits
+    penalised = torch.where(logits < 0, logits * rp, logits / rp)
+    return logits.copy_(torch.where(seen[:, : logits.shape[1]], penalised, logits))
+
+
+def apply_top_p(logits: Tensor, seen: Tensor, options: DecodingOptions) -> Tensor:
+    """Drop every entry whose cumulative probability (sorted descending) exceeds top_p, including
+    the one that crosses it (no shift by one), but always keep the most likely entry."""
+    if options.top_p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=True)
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    drop_sorted = cumulative > options.top_p
+    drop_sorted[:, 0] = False
+    drop = drop_sorted.scatter(1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def apply_temperature(logits: Tensor, seen: Tensor, options: DecodingOptions) -> Tensor:
+    if options.temperature == 1.0:
+        return logits  # dividing by 1.0 changes nothing
+    return logits / max(options.temperature, 1e-5)
+
+
+def apply_top_k(logits: Tensor, seen: Tensor, options: DecodingOptions) -> Tensor:
+    """Entries strictly below the k-th largest become -inf (ties at the k-th value survive)."""
+    if options.top_k is None:
+        return logits
+    kth = torch.topk(logits, min(options.top_k, logits.shape[-1])).values[:, -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+LogitFilter = Callable[[Tensor, Tensor, DecodingOptions], Tensor]
+LOGIT_FILTERS: tuple[LogitFilter, ...] = (apply_repetition_penalty, apply_top_p, apply_temperature, apply_top_k)
+
+
+def logits_to_probs(logits: Tensor, seen: Tensor, options: DecodingOptions) -> Tensor:
+    """Upstream's ``logits_to_probs``: the filters in order, then softmax. ``logits`` is penalised in place."""
+    for step in LOGIT_FILTERS:
+        logits = step(logits, seen, options)
+    return logits.softmax(dim=-1)
+
+
+def exponential_race(probs: Tensor, generator: torch.Generator) -> Tensor:
+    """``argmax(p / q)`` with ``q ~ Exp(1)``: a sample from ``p`` with one draw of the shape of ``probs``."""
+    q = torch.empty(probs.shape, device=generator.device, dtype=probs.dtype).exponential_(1, generator=generator)
+    return torch.argmax(probs / q.to(probs.device), dim=-1)
+
+
+def new_generator(seed: int | None = None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A private generator; without a seed, one from the OS (nothing global is touched)."""
+    return torch.Generator(device=device).manual_seed(secrets.randbits(63) if seed is None else seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# The decoder
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class T2SRequest:
+    phones: Tensor  # [T] phone ids (prompt phones + target phones, as upstream concatenates them)
+    bert: Tensor  # [1024, T]
+    prompt: Tensor | None  # [P] semantic ids of the reference; None = reference-free
+    max_new_tokens: int = MAX_STEPS
+
+
+@dataclass
+class T2SResult:
+    tokens: Tensor  # [N] new semantic ids (int64), EOS excluded
+    hit_cap: bool  # True: stopped at max_new_tokens; False: stopped by EOS
+    step_logits: list[Tensor] = field(default_factory=list)  # raw logits per step, when recorded
+
+    @property
+    def steps(self) -> int:
+        """Upstream's loop index at the stop: the token count at EOS, one less at the cap."""
+        return len(self.tokens) if not self.hit_cap else len(self.tokens) - 1
+
+
+LogitsHook = Callable[[Tensor, Tensor, int], None]
+"""``hook(raw_logits [rows, V], item_index [rows], step)``: may edit the raw logits in place."""
+
+
+@torch.inference_mode()
+def decode(
+    model: Text2SemanticGPT,
+    requests: Sequence[T2SRequest],
+    options: DecodingOptions,
+    generator: torch.Generator | None = None,
+    *,
+    logits_hook: LogitsHook | None = None,
+    record_logits: bool = False,
+) -> list[T2SResult]:
+    """Decode a batch of items (any lengths) together; results come back in request order.
+
+    Each item's prefix runs through the model on its own (no padding compute; the batch cache is
+    filled left-padded), then all rows step together. A row leaves the batch when it stops.
+    """
+    if not requests:
+        return []
+    config = model.config
+    device = model.ar_predict_layer.weight.device
+    dtype = model.ar_predict_layer.weight.dtype
+    generator = new_generator() if generator is None else generator
+    eos = config.eos
+    caps = [max(1, min(r.max_new_tokens, options.max_new_tokens)) for r in requests]
+    prefix_lens = [len(r.phones) + (0 if r.prompt is None else len(r.prompt)) for r in requests]
+    prompt_lens = [0 if r.prompt is None else len(r.prompt) for r in requests]
+    longest = max(prefix_lens)
+    max_new = max(caps)
+
+    model.ar_audio_position.table(max(prompt_lens) + max_new + 1)
+    cache = KVCache.allocate(config, len(requests), longest + min(max_new, CACHE_CHUNK), device, dtype)
+    cache.pad_left([longest - n for n in prefix_lens])
+    rows = [cache.row(i, longest - n) for i, n in enumerate(prefix_lens)]
+    logits = torch.cat([_prefill(model, r, row) for r, row in zip(requests, rows, strict=True)])
+    cache.advance(longest)
+
+    items = torch.arange(len(requests), device=device)  # request index of each active row
+    positions = torch.tensor(prompt_lens, device=device)  # audio position of each row's next token
+    cap = torch.tensor(caps, device=device)
+    seen = torch.zeros(len(requests), config.vocab_size, dtype=torch.bool, device=device)
+    for i, r in enumerate(requests):
+        if r.prompt is not None:
+            seen[i, r.prompt.to(device).long()] = True
+    out = torch.empty(len(requests), max_new, dtype=torch.long, device=device)
+    results: list[T2SResult | None] = [None] * len(requests)
+    recorded: list[list[Tensor]] = [[] for _ in requests]
+
+    for step in range(max_new):
+        if record_logits:
+            for row, item in enumerate(items.tolist()):
+                recorded[item].append(logits[row].float().cpu().clone())
+        if logits_hook is not None:
+            logits_hook(logits, items, step)
+        scores = logits.float()
+        if step < MIN_TOKENS_BEFORE_EOS:
+            scores = scores[:, :eos]
+        sample = exponential_race(logits_to_probs(scores, seen, options), generator)
+        out[items, step] = sample
+        if step >= MIN_TOKENS_BEFORE_EOS:
+            stopped_eos = (sample == eos) | (scores.argmax(dim=-1) == eos)
+        else:
+            stopped_eos = torch.zeros_like(sample, dtype=torch.bool)
+        stopped_cap = ~stopped_eos & (cap <= step + 1)
+        stopped = stopped_eos | stopped_cap
+        if bool(stopped.any()):
+            for row in stopped.nonzero().flatten().tolist():
+                item = int(items[row])
+                hit_cap = bool(stopped_cap[row])
+                count = step + 1 if hit_cap else step
+                results[item] = T2SResult(out[item, :count].cpu(), hit_cap, recorded[item])
+            keep = (~stopped).nonzero().flatten()
+            if keep.numel() == 0:
+                break
+            cache.keep(keep)
+            items, positions, cap, seen, sample = items[keep], positions[keep], cap[keep], seen[keep], sample[keep]
+        seen.scatter_(1, sample[:, None], True)
+        cache.reserve(cache.length + 1)
+        x = model.embed_next(sample, positions + step)
+        hidden = model(x, cache, cache.step_mask())
+        logits = model.logits(hidden[:, -1])
+    return [r for r in results if r is not None]
+
+
+def _prefill(model: Text2SemanticGPT, request: T2SRequest, cache: KVCache) -> Tensor:
+    """Run one item's whole prefix (phones + prompt tokens) into ``cache``; logits of its last position."""
+    device = model.ar_predict_layer.weight.device
+    phones = request.phones.to(device).long()[None]
+    x = model.embed_text(phones, request.bert.to(device)[None])
+    if request.prompt is not None and len(request.prompt):
+        x = torch.cat([x, model.embed_audio(request.prompt.to(device).long()[None])], dim=1)
+        mask = prefix_mask(phones.shape[1], len(request.prompt), device)
+    else:
+        mask = None  # text only: every position sees every other
+    hidden = model(x, cache, mask)
+    return model.logits(hidden[:, -1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Upstream-compatible loops (parity)
+# ---------------------------------------------------------------------------------------------
+
+
+def infer_panel_naive(
+    model: Text2SemanticGPT,
+    phones: Tensor,
+    prompt: Tensor | None,
+    bert: Tensor,
+    options: DecodingOptions,
+    generator: torch.Generator | None = None,
+    *,
+    record_logits: bool = False,
+) -> tuple[Tensor, int] | tuple[Tensor, int, list[Tensor]]:
+    """Upstream's ``infer_panel_naive`` (first yielded value) for ``phones`` [1, T], ``prompt``
+    [1, P] or None, ``bert`` [1, 1024, T].
+
+    Returns ``(y, idx)``: ``y`` [1, prompt + new] (reference-free: new tokens only, int32, idx 0).
+    At EOS ``idx`` = number of new tokens; at early stop ``y`` keeps all ``early_stop_num + 1`` new
+    tokens while ``idx = early_stop_num``, so upstream's caller (``y[-idx:]``) loses the first one.
+    """
+    request = T2SRequest(phones[0], bert[0], None if prompt is None else prompt[0], options.max_new_tokens)
+    result = decode(model, [request], options, generator, record_logits=record_logits)[0]
+    new = result.tokens[None]
+    if prompt is None:
+        y, idx = new.to(torch.int32), 0
+    else:
+        y, idx = torch.cat([prompt.cpu().long(), new], dim=1), result.steps
+    return (y, idx, result.step_logits) if record_logits else (y, idx)
+
+
+def infer_panel_batch_infer(
+    model: Text2SemanticGPT,
+    phones: Sequence[Tensor],
+    prompts: Tensor,
+    bert: Sequence[Tensor],
+    options: DecodingOptions,
+    generator: torch.Generator | None = None,
+    *,
+    record_logits: bool = False,
+) -> tuple[list[Tensor], list[int]] | tuple[list[Tensor], list[int], list[list[Tensor]]]:
+    """Upstream's ``infer_panel_batch_infer``: ``phones[i]`` [T_i], ``prompts`` [B, P], ``bert[i]`` [1024, T_i].
+
+    Returns ``(y_list, idx_list)`` with ``y_list[i]`` = prompt + new tokens. At EOS ``idx`` = number of
+    new tokens; at early stop upstream keeps ``y[:-1]``, so the *last* new token is dropped and
+    ``idx = early_stop_num`` (the naive loop drops the first one instead).
+    """
+    requests = [
+        T2SRequest(p, b, prompts[i], options.max_new_tokens) for i, (p, b) in enumerate(zip(phones, bert, strict=True))
+    ]
+    results = decode(model, requests, options, generator, record_logits=record_logits)
+    y_list, idx_list = [], []
+    for i, result in enumerate(results):
+        new = result.tokens[:-1] if result.hit_cap else result.tokens
+        y_list.append(torch.cat([prompts[i].cpu().long(), new]))
+        idx_list.append(result.steps)
+    if record_logits:
+        return y_list, idx_list, [r.step_logits for r in results]
+    return y_list, idx_list

@@ -1,0 +1,272 @@
+"""The text-to-semantic GPT of GPT-SoVITS (s1, MODEL.md section 2).
+
+Phones (+ BERT features) go in, 25 Hz semantic tokens come out, one per step. Module names equal the
+keys of the official ``.ckpt`` files without their Lightning ``model.`` prefix, so
+``load_state_dict(strict=True)`` is the whole compatibility story. Decoding loops live in
+:mod:`engine.decoding`; file reading in :mod:`engine.checkpoints`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from engine.checkpoints import T2SCheckpoint
+    from engine.decoding import KVCache
+
+BERT_DIM = 1024  # chinese-roberta-wwm-ext-large width, hard-coded upstream
+PREBUILT_POSITIONS = 4000  # upstream builds this many sinusoid rows up front
+
+
+@dataclass(frozen=True)
+class T2SConfig:
+    hidden_dim: int = 512
+    num_heads: int = 16
+    num_layers: int = 24
+    phoneme_vocab_size: int = 732
+    vocab_size: int = 1025  # semantic ids 0..1023 + EOS
+    max_sec: int = 54  # data.max_sec: early stop after 50 * max_sec tokens
+
+    @property
+    def eos(self) -> int:
+        return self.vocab_size - 1
+
+    @property
+    def ffn_dim(self) -> int:
+        return 4 * self.hidden_dim  # upstream ignores the config's linear_units
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_dim // self.num_heads
+
+    @property
+    def early_stop_num(self) -> int:
+        return 50 * self.max_sec
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> T2SConfig:
+        """From a checkpoint's config dict (the s1 YAML: ``model`` and ``data`` sections)."""
+        model = config["model"]
+        if model["embedding_dim"] != model["hidden_dim"]:
+            raise ValueError("s1 configs with embedding_dim != hidden_dim are not valid upstream models")
+        if model.get("EOS", model["vocab_size"] - 1) != model["vocab_size"] - 1:
+            raise ValueError("s1 EOS must be the last vocabulary entry")
+        return cls(
+            hidden_dim=int(model["hidden_dim"]),
+            num_heads=int(model["head"]),
+            num_layers=int(model["n_layer"]),
+            phoneme_vocab_size=int(model["phoneme_vocab_size"]),
+            vocab_size=int(model["vocab_size"]),
+            max_sec=int(config.get("data", {}).get("max_sec", 54)),
+        )
+
+    @classmethod
+    def full(cls) -> T2SConfig:
+        """The released size (``configs/s1longer-v2.yaml``), 77.6 M parameters."""
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> T2SConfig:
+        """The size of ``fixtures/models/s1_tiny.ckpt``."""
+        return cls(hidden_dim=32, num_heads=2, num_layers=2, max_sec=1)
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        """A config dict in the layout of ``s1longer-v2.yaml`` as ``s1_train.py`` stores it."""
+        return {
+            "train": {"seed": 1234, "epochs": 20, "batch_size": 8, "save_every_n_epoch": 1,
+                      "precision": "16-mixed", "gradient_clip": 1.0},
+            "optimizer": {"lr": 0.01, "lr_init": 1e-05, "lr_end": 0.0001, "warmup_steps": 2000,
+                          "decay_steps": 40000},
+            "data": {"max_eval_sample": 8, "max_sec": self.max_sec, "num_workers": 4, "pad_val": self.eos},
+            "model": {"vocab_size": self.vocab_size, "phoneme_vocab_size": self.phoneme_vocab_size,
+                      "embedding_dim": self.hidden_dim, "hidden_dim": self.hidden_dim, "head": self.num_heads,
+                      "linear_units": self.ffn_dim, "n_layer": self.num_layers, "dropout": 0, "EOS": self.eos,
+                      "random_bert": 0},
+            "inference": {"top_k": 15},
+        }
+
+
+def sinusoids(length: int, dim: int) -> Tensor:
+    """``pe[p, 2i] = sin(p w_i)``, ``pe[p, 2i+1] = cos(p w_i)``, ``w_i = 10000^(-2i/dim)``, in float32."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * -(math.log(10000.0) / dim))
+    angle = position * frequency
+    return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)
+
+
+class TokenEmbedding(nn.Module):
+    def __init__(self, vocab: int, dim: int) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab, dim)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.word_embeddings(ids)
+
+
+class SinePositions(nn.Module):
+    """``x + alpha * pe[position]`` with a learned scalar ``alpha`` (no sqrt(D) scaling)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1))
+        self.register_buffer("pe", sinusoids(PREBUILT_POSITIONS, dim), persistent=False)
+
+    def table(self, length: int) -> Tensor:
+        if length > self.pe.shape[0]:  # rare: longer than upstream's prebuilt table
+            self.pe = sinusoids(max(length, 2 * self.pe.shape[0]), self.pe.shape[1]).to(self.pe)
+        return self.pe
+
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        """Positions ``start .. start+T-1`` added to ``x`` [B, T, D]."""
+        pe = self.table(start + x.shape[1])[start : start + x.shape[1]]
+        return x + self.alpha * pe.to(x.dtype)
+
+    def at(self, positions: Tensor) -> Tensor:
+        """``alpha * pe`` at per-row positions [B] -> [B, 1, D]."""
+        return (self.alpha * self.pe[positions])[:, None]
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with upstream's fused in-projection (q, k, v stacked)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, cache: KVCache, layer: int, mask: Tensor | None) -> Tensor:
+        batch, length, dim = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(batch, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        keys, values = cache.append(layer, k, v)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        return self.out_proj(out.transpose(1, 2).reshape(batch, length, dim))
+
+
+class Block(nn.Module):
+    """Post-norm transformer layer (``nn.TransformerEncoderLayer`` names, ReLU FFN, no dropout)."""
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int) -> None:
+        super().__init__()
+        self.self_attn = SelfAttention(dim, heads)
+        self.linear1 = nn.Linear(dim, ffn_dim)
+        self.linear2 = nn.Linear(ffn_dim, dim)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-5)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
+
+    def forward(self, x: Tensor, cache: KVCache, layer: int, mask: Tensor | None) -> Tensor:
+        x = self.norm1(x + self.self_attn(x, cache, layer, mask))
+        return self.norm2(x + self.linear2(F.relu(self.linear1(x))))
+
+
+class Stack(nn.Module):
+    def __init__(self, config: T2SConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            Block(config.hidden_dim, config.num_heads, config.ffn_dim) for _ in range(config.num_layers)
+        )
+
+
+class Text2SemanticGPT(nn.Module):
+    def __init__(self, config: T2SConfig) -> None:
+        super().__init__()
+        self.config = config
+        dim = config.hidden_dim
+        self.bert_proj = nn.Linear(BERT_DIM, dim)
+        self.ar_text_embedding = TokenEmbedding(config.phoneme_vocab_size, dim)
+        self.ar_text_position = SinePositions(dim)
+        self.ar_audio_embedding = TokenEmbedding(config.vocab_size, dim)
+        self.ar_audio_position = SinePositions(dim)
+        self.h = Stack(config)
+        self.ar_predict_layer = nn.Linear(dim, config.vocab_size, bias=False)
+
+    @classmethod
+    def from_checkpoint(
+        cls, ckpt: T2SCheckpoint, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> Text2SemanticGPT:
+        """Build from a loaded ``.ckpt``; fp16 file weights are upcast to ``dtype`` as upstream does."""
+        with torch.device("meta"):
+            model = cls(T2SConfig.from_config(ckpt.config))
+        state = {k: v.to(dtype) for k, v in ckpt.state_dict().items()}
+        model.load_state_dict(state, strict=True, assign=True)
+        model.ar_text_position.pe = sinusoids(PREBUILT_POSITIONS, model.config.hidden_dim)
+        model.ar_audio_position.pe = sinusoids(PREBUILT_POSITIONS, model.config.hidden_dim)
+        return model.to(device=device, dtype=dtype).eval()
+
+    def embed_text(self, phones: Tensor, bert: Tensor) -> Tensor:
+        """Phone ids [B, T] and BERT features [B, 1024, T] -> [B, T, D], text positions from 0."""
+        x = self.ar_text_embedding(phones) + self.bert_proj(bert.transpose(1, 2).to(self.bert_proj.weight.dtype))
+        return self.ar_text_position(x)
+
+    def embed_audio(self, tokens: Tensor, start: int = 0) -> Tensor:
+        """Semantic ids [B, T] -> [B, T, D] at audio positions ``start ..``."""
+        return self.ar_audio_position(self.ar_audio_embedding(tokens), start)
+
+    def embed_next(self, tokens: Tensor, positions: Tensor) -> Tensor:
+        """One new token per row [B] at per-row audio positions [B] -> [B, 1, D]."""
+        return self.ar_audio_embedding(tokens)[:, None] + self.ar_audio_position.at(positions).to(
+            self.ar_audio_embedding.word_embeddings.weight.dtype
+        )
+
+    def forward(self, x: Tensor, cache: KVCache, mask: Tensor | None = None) -> Tensor:
+        """Run the stack on ``x`` [B, T, D], appending its keys/values to ``cache``; returns [B, T, D].
+
+        ``mask`` (bool, True = may attend, or additive float) broadcasts to [B, heads, T, cached + T].
+        """
+        for i, layer in enumerate(self.h.layers):
+            x = layer(x, cache, i, mask)
+        cache.advance(x.shape[1])
+        return x
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        return self.ar_predict_layer(hidden)
+
+
+def prefix_mask(text_len: int, audio_len: int, device: torch.device | str = "cpu") -> Tensor:
+    """[T, T] bool, True = may attend: text sees all text and no audio; audio sees text and earlier audio."""
+    total = text_len + audio_len
+    row = torch.arange(total, device=device)[:, None]
+    col = torch.arange(total, device=device)[None, :]
+    return (col < text_len) | ((row >= text_len) & (col <= row))
+
+
+def random_t2s_weights(config: T2SConfig, seed: int) -> dict[str, Tensor]:
+    """Seeded random float32 weights under our module names (no ``model.`` prefix).
+
+    Initialised like upstream's modules at construction (PyTorch defaults): Linear U(+-1/sqrt(fan_in)),
+    embeddings N(0, 1), attention in-projection Xavier-uniform with zero biases, LayerNorm 1/0,
+    position ``alpha`` 1. The generator is local: nothing global is seeded.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in Text2SemanticGPT(config).state_dict().items()}
+
+    def uniform(shape: torch.Size, bound: float) -> Tensor:
+        return (torch.rand(shape, generator=gen) * 2 - 1) * bound
+
+    weights: dict[str, Tensor] = {}
+    for key, shape in shapes.items():
+        if key.endswith("position.alpha") or key.endswith(("norm1.weight", "norm2.weight")):
+            value = torch.ones(shape)
+        elif key.endswith(("norm1.bias", "norm2.bias", "in_proj_bias", "out_proj.bias")):
+            value = torch.zeros(shape)
+        elif key.endswith("word_embeddings.weight"):
+            value = torch.randn(shape, generator=gen)
+        elif key.endswith("in_proj_weight"):
+            value = uniform(shape, math.sqrt(6.0 / (shape[0] // 3 + shape[1])))
+        elif key.endswith(".weight"):
+            value = uniform(shape, 1.0 / math.sqrt(shape[1]))
+        else:  # Linear bias: bound from the fan-in of its weight
+            fan_in = shapes[key.removesuffix("bias") + "weight"][1]
+            value = uniform(shape, 1.0 / math.sqrt(fan_in))
+        weights[key] = value
+    return weights
