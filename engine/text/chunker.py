@@ -51,7 +51,9 @@ def check_text(text: str, max_text_chars: int = MAX_TEXT_CHARS) -> str:
 
 
 def normalise_for_id(text: str) -> str:
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
+    """NFKC, whitespace collapsed, and kept only between Latin letters or digits (where it is heard)."""
+    text = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
+    return re.sub(r"(?<![A-Za-z0-9]) | (?![A-Za-z0-9])", "", text)
 
 
 def chunk_id(text: str, language: str, max_chars: int, min_chars: int) -> str:
