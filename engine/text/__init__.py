@@ -3,6 +3,7 @@
     clean_text(text, "zh" | "en")          -> (phones, word2ph | None, norm_text)   single language
     phonemize(text, "zh" | "all_zh" | "en" | "auto")
                                            -> (phones, [word2ph | None per segment], norm_text)
+    phonemize_segments(text, language)    -> [PhoneSegment(lang, phones, word2ph, norm_text)]
     phones_to_ids(phones)                  -> ids in the v2 symbol table
     expand_word_features(features, word2ph) -> (dim, n_phones) per-phone BERT features
     split_text(text, language, "cut0".."cut5") -> segments, as upstream's non-streaming path
@@ -11,7 +12,7 @@
 
 from engine.text.chunker import Chunk, check_text, chunk_diary
 from engine.text.cleaner import clean_text
-from engine.text.phonemize import phonemize
+from engine.text.phonemize import PhoneSegment, phonemize, phonemize_segments
 from engine.text.segment import split_text
 from engine.text.symbols import expand_word_features, phones_to_ids
 
@@ -21,7 +22,9 @@ __all__ = [
     "chunk_diary",
     "clean_text",
     "expand_word_features",
+    "PhoneSegment",
     "phonemize",
+    "phonemize_segments",
     "phones_to_ids",
     "split_text",
 ]

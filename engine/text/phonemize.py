@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from engine.errors import BadText
 from engine.text.chunker import MAX_TEXT_CHARS, check_text
@@ -47,18 +48,38 @@ def phonemize(
     return _phonemize(text, language, retried=False)
 
 
+@dataclass(frozen=True)
+class PhoneSegment:
+    """One language segment of a text: its phones, word2ph (zh only) and normalised text."""
+
+    lang: str
+    phones: list[str]
+    word2ph: list[int] | None
+    norm_text: str
+
+
+def phonemize_segments(text: str, language: str, max_text_chars: int = MAX_TEXT_CHARS) -> list[PhoneSegment]:
+    """:func:`phonemize` per language segment, which the BERT features need (zh segments only)."""
+    check_text(text, max_text_chars)
+    if language not in LANGUAGES:
+        raise BadText(f"unsupported language {language!r}; use one of {', '.join(LANGUAGES)}")
+    return _segments(text, language, retried=False)
+
+
 def _phonemize(text: str, language: str, retried: bool) -> tuple[list[str], list[list[int] | None], str]:
+    segments = _segments(text, language, retried)
+    phones = [p for seg in segments for p in seg.phones]
+    return phones, [seg.word2ph for seg in segments], "".join(seg.norm_text for seg in segments)
+
+
+def _segments(text: str, language: str, retried: bool) -> list[PhoneSegment]:
     text = re.sub(r" {2,}", " ", text)
-    phones: list[str] = []
-    word2ph: list[list[int] | None] = []
-    norm_parts: list[str] = []
+    segments: list[PhoneSegment] = []
     for lang, segment in language_segments(text, language):
         if lang not in ("zh", "en"):
             raise BadText(f"text in language {lang!r} cannot be read yet: {segment!r}")
         seg_phones, seg_word2ph, seg_norm = clean_text(segment, lang)
-        phones += seg_phones
-        word2ph.append(seg_word2ph)
-        norm_parts.append(seg_norm)
-    if not retried and len(phones) < _MIN_PHONES:
-        return _phonemize("." + text, language, retried=True)
-    return phones, word2ph, "".join(norm_parts)
+        segments.append(PhoneSegment(lang, seg_phones, seg_word2ph, seg_norm))
+    if not retried and sum(len(seg.phones) for seg in segments) < _MIN_PHONES:
+        return _segments("." + text, language, retried=True)
+    return segments
