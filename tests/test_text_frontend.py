@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -159,3 +163,28 @@ def test_ids_depend_on_text_and_settings_only():
 def test_emoji_only_sentences_are_dropped():
     chunks = chunk_diary("今天很开心。\n🎉🎉🎉\n明天继续加油吧！")
     assert [c.text for c in chunks] == ["今天很开心。", "明天继续加油吧！"]
+
+
+# ---- offline ----
+
+_OFFLINE_SCRIPT = """
+import socket, urllib.request
+def refuse(*args, **kwargs):
+    raise OSError("the text frontend tried to use the network")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+urllib.request.urlopen = refuse
+from engine.text import phonemize
+print(phonemize("我用ChatGPT写了serendipity日记，Zorblatic！🎉", "zh")[2])
+print(phonemize("I love Zorblatic, 今天很好。", "auto")[2])
+"""
+
+
+def test_first_use_downloads_nothing(tmp_path):
+    env = {**os.environ, "FTLANG_CACHE": str(tmp_path / "ftlang"), "NLTK_DATA": str(tmp_path / "nltk")}
+    done = subprocess.run(
+        [sys.executable, "-c", _OFFLINE_SCRIPT], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Chat G P T" in done.stdout
+    assert not (tmp_path / "ftlang").exists() or not any((tmp_path / "ftlang").iterdir())

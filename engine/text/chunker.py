@@ -134,6 +134,8 @@ def _hard_split(text: str, max_chars: int) -> list[str]:
         cut = start + max_chars
         while cut > start + 1 and inside[cut]:
             cut -= 1
+        if cut == start + 1:  # one number or word longer than max_chars: cut it anyway
+            cut = start + max_chars
         pieces.append(text[start:cut])
         start = cut
     pieces.append(text[start:])

@@ -11,6 +11,8 @@ import re
 import unicodedata
 from functools import cache
 
+from engine.errors import BadText
+
 _UNIT_WORDS = {
     "m": ("meter", "meters"), "km": ("kilometer", "kilometers"),
     "km/h": ("kilometer per hour", "kilometers per hour"), "ft": ("feet", "feet"), "L": ("liter", "liters"),
@@ -77,8 +79,11 @@ def _money(m: re.Match, major: tuple[str, str], minor: tuple[str, str]) -> str:
     parts = text.split(".")
     if len(parts) > 2:
         return f"{text} {major[1]}"
-    whole = int(parts[0]) if parts[0] else 0
-    cents = int(parts[1].ljust(2, "0")) if len(parts) > 1 and parts[1] else 0
+    try:
+        whole = int(parts[0]) if parts[0] else 0
+        cents = int(parts[1].ljust(2, "0")) if len(parts) > 1 and parts[1] else 0
+    except ValueError:  # e.g. "(12$": upstream's pattern admits "(" and then fails the same way
+        raise BadText(f"cannot read the amount {m.group(0)!r}") from None
     major_word = major[0] if whole == 1 else major[1]
     minor_word = minor[0] if cents == 1 else minor[1]
     if whole and cents:

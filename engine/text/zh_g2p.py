@@ -332,6 +332,8 @@ def _sentence_g2p(sentence: str) -> tuple[list[str], list[int]]:
         if pos == "eng":
             continue
         initials, finals = (list(x) for x in _readings(word))
+        if not all(finals):  # e.g. 噷: pypinyin gives no final (upstream crashes here)
+            raise BadText(f"cannot read the character(s) in {word!r}")
         _bu_sandhi(word, finals)
         _yi_sandhi(word, finals)
         finals = _neutral_sandhi(word, pos, finals)
