@@ -59,3 +59,12 @@ def result_key(member_id: str, job_id: str, fmt: str) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     return job_prefix(member_id, job_id) + f"result.{fmt}"
+
+
+def chunk_key(member_id: str, job_id: str, chunk_id: str) -> str:
+    """A finished chunk of a running job, kept until the job ends (a takeover reuses it)."""
+    return job_prefix(member_id, job_id) + f"chunks/{_checked(chunk_id, 'chunk id')}.f32"
+
+
+def chunks_prefix(member_id: str, job_id: str) -> str:
+    return job_prefix(member_id, job_id) + "chunks/"

@@ -28,7 +28,8 @@ def get_engine(settings: Settings) -> Any:  # noqa: ANN401 - engine.render.Engin
         if _engine is None or _engine_key != key:
             from engine.render import Engine
 
-            _engine = Engine.load(settings.models_dir, device=settings.device)
+            _engine = Engine.load(settings.models_dir, device=settings.device, precision=settings.precision,
+                                  threads=settings.threads)
             _engine_key = key
         return _engine
 
@@ -93,12 +94,16 @@ class Rendered:
 
 def render(settings: Settings, text: str, profile: Any, params: dict[str, Any], fmt: str,  # noqa: ANN401
            mark: int | None, job_id: str, on_progress: Callable[[int, int], None],
-           should_cancel: Callable[[], bool]) -> Rendered:
-    """Synthesise ``text`` in the profile's voice and export it (label, loudness, watermark, encode)."""
+           should_cancel: Callable[[], bool], chunk_cache: Any = None) -> Rendered:  # noqa: ANN401
+    """Synthesise ``text`` in the profile's voice and export it (label, loudness, watermark, encode).
+
+    ``chunk_cache`` (get/put of float32 chunk audio by the engine's stable chunk id) lets a job taken
+    over after a crash reuse the chunks the previous attempt finished.
+    """
     from engine.render import RenderParams
 
     result = get_engine(settings).render(text, profile, RenderParams(**params), on_progress=on_progress,
-                                         should_cancel=should_cancel, chunk_cache=None)
+                                         should_cancel=should_cancel, chunk_cache=chunk_cache)
     data = export(settings, result.audio, result.sample_rate, fmt, mark, job_id)
     return Rendered(data=data, duration_s=float(result.duration_s))
 
@@ -115,7 +120,7 @@ def export(settings: Settings, audio: Any, sample_rate: int, fmt: str, mark: int
 
 def watermark_keyring(settings: Settings) -> Any:  # noqa: ANN401
     """The server's watermark keys, made in the data folder on first use."""
-    from engine.watermark import load_keyring
+    from engine.watermark.keys import load_keyring
 
     return load_keyring(settings.data_dir)
 
@@ -134,18 +139,14 @@ def detect(settings: Settings, audio: bytes) -> Detection:
     import io
 
     import soundfile as sf
-    from engine.watermark import detect as detect_mark
+
+    from engine.watermark.detect import detect as detect_mark
 
     samples, sample_rate = sf.read(io.BytesIO(audio), dtype="float32", always_2d=True)
     found = detect_mark(samples.mean(axis=1), sample_rate, watermark_keyring(settings))
-    get = found.get if isinstance(found, dict) else (lambda name, default=None: getattr(found, name, default))
-    payload = get("payload")
-    mac_ok = bool(get("mac_ok", False))
-    if isinstance(payload, str):
-        payload = bytes.fromhex(payload)
-    mark = int.from_bytes(payload, "big") if (payload and mac_ok) else None
-    return Detection(present=bool(get("present", False)), mac_ok=mac_ok, mark=mark, z=get("z"),
-                     false_positive_bound=get("false_positive_bound"))
+    mark = int.from_bytes(found.payload, "big") if (found.payload and found.mac_ok) else None
+    return Detection(present=bool(found.present), mac_ok=bool(found.mac_ok), mark=mark, z=float(found.z),
+                     false_positive_bound=float(found.false_positive_bound))
 
 
 def finetune(settings: Settings, audio: bytes, transcript: str, language: str, params: dict[str, Any],

@@ -22,6 +22,7 @@ from shared.service import Backend
 from shared.storage import CONTENT_TYPES, StorageUnavailable
 from worker import pipeline
 from worker.cancel import cancel_checker
+from worker.chunks import StorageChunkCache
 from worker.claim import Lease, LostJob, claim
 from worker.progress import progress_writer
 
@@ -116,9 +117,13 @@ def _run_kind(ctx: Context) -> str:
 
 
 def _voice(session: Session, job: Job) -> Voice:
+    from engine.errors import EngineError
+
     voice = session.get(Voice, job.voice_id) if job.voice_id else None
     if voice is None or voice.member_id != job.member_id:
-        raise LostJob(job.id)  # the voice (and with it this job) is being deleted
+        if session.get(Job, job.id) is None:
+            raise LostJob(job.id)  # the voice is being deleted, and this job with it
+        raise EngineError(f"voice {job.voice_id} no longer exists")
     return voice
 
 
@@ -145,7 +150,7 @@ def _enroll(ctx: Context) -> str:
 
 
 def _synthesize(ctx: Context) -> str:
-    from engine.errors import EngineError
+    from engine.errors import Cancelled, EngineError
 
     backend, job, lease = ctx.backend, ctx.job, ctx.lease
     settings = backend.settings
@@ -155,9 +160,16 @@ def _synthesize(ctx: Context) -> str:
         raise EngineError(f"voice {voice.id} has no profile yet (status {voice.status})")
     profile = pipeline.load_profile(settings, voice.id, voice.profile_key,
                                     lambda: backend.storage.get(voice.profile_key))
-    rendered = pipeline.render(settings, job.text or "", profile, dict(job.params), job.format, job.mark,
-                               job.id, on_progress=progress_writer(lease, settings.worker_chunk_delay_s),
-                               should_cancel=cancel_checker(lease))
+    chunks = StorageChunkCache(backend.storage, job.member_id, job.id)
+    try:
+        rendered = pipeline.render(settings, job.text or "", profile, dict(job.params), job.format, job.mark,
+                                   job.id, on_progress=progress_writer(lease, settings.worker_chunk_delay_s),
+                                   should_cancel=cancel_checker(lease), chunk_cache=chunks)
+    except (Cancelled, EngineError):
+        chunks.clear()  # this job will not resume: it ends cancelled or failed
+        raise
+    if chunks.reused:
+        log.info("job %s: reused %d chunks of an earlier attempt", job.id, chunks.reused)
     key = keys.result_key(job.member_id, job.id, job.format)
     lease.check()
     backend.storage.put(key, rendered.data, CONTENT_TYPES[job.format])
@@ -169,6 +181,7 @@ def _synthesize(ctx: Context) -> str:
     if not done:
         _drop_orphan(backend, job, key)
         return "lost"
+    chunks.clear()
     return "succeeded"
 
 

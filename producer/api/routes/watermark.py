@@ -22,6 +22,11 @@ def detect(audio: UploadFile = File(..., description="Any audio file (WAV, FLAC,
     data = audio.file.read(backend.settings.max_upload_bytes + 1)
     if len(data) > backend.settings.max_upload_bytes:
         raise HTTPException(413, f"the file is larger than the limit of {backend.settings.max_upload_bytes} bytes")
+    return report(backend, member, data)
+
+
+def report(backend: Backend, member, data: bytes) -> WatermarkReport:  # noqa: ANN001
+    """Detect the mark and name the job only when it is the member's own."""
     from worker import pipeline
 
     try:
