@@ -1,0 +1,105 @@
+"""The worker's small parts on real SQLite and storage: leases, cancellation, chunk cache, retries."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from jobs_fixtures import audio_bytes, embedded_settings, free_port
+
+from shared import jobs as jobstate
+from shared import service
+from shared.models import Job
+from shared.storage import LocalStorage, S3Storage
+from worker.cancel import cancel_checker
+from worker.chunks import StorageChunkCache
+from worker.claim import Lease, LostJob
+from worker.pipeline import ProfileCache
+from worker.progress import progress_writer
+from worker.runner import TransientError, run_job
+
+
+@pytest.fixture
+def backend(tmp_data_dir):
+    return service.open_backend(embedded_settings(tmp_data_dir))
+
+
+def _queued_enrollment(backend) -> tuple[service.Member, str]:
+    member, _ = service.create_member(backend, "ann")
+    _, job = service.create_voice(backend, member, audio_bytes(4.0), "你好。", "zh", "ann")
+    return member, job.id
+
+
+def test_profile_cache_keeps_the_most_recently_used():
+    cache = ProfileCache(2)
+    loads = []
+    get = lambda key: cache.get(key, lambda: loads.append(key) or key)  # noqa: E731
+    get(("a", "1")), get(("b", "1")), get(("a", "1")), get(("c", "1")), get(("a", "1")), get(("b", "1"))
+    assert loads == [("a", "1"), ("b", "1"), ("c", "1"), ("b", "1")]
+    cache.discard_voice("a")
+    get(("a", "1"))
+    assert loads[-1] == ("a", "1") and cache.hits == 2
+
+
+def test_the_heartbeat_renews_the_lease_and_notices_when_the_job_is_gone(backend):
+    _, job_id = _queued_enrollment(backend)
+    with backend.db.write() as session:
+        attempt = jobstate.claim(session, job_id, "w", 0.6)
+    with Lease(backend.db, job_id, attempt, 0.6) as lease:
+        time.sleep(1.0)  # past the first lease: only renewals keep it ours
+        with backend.db.write() as session:
+            assert jobstate.claim(session, job_id, "thief", 60) is None
+        with backend.db.write() as session:  # a member deletes it meanwhile
+            session.exec(Job.__table__.delete().where(Job.id == job_id))
+        time.sleep(0.5)
+        assert lease.lost
+        with pytest.raises(LostJob):
+            lease.check()
+
+
+def test_progress_and_cancellation_go_through_the_job_row(backend):
+    member, job_id = _queued_enrollment(backend)
+    with backend.db.write() as session:
+        attempt = jobstate.claim(session, job_id, "w", 60)
+    lease = Lease(backend.db, job_id, attempt, 60)
+    on_progress, should_cancel = progress_writer(lease), cancel_checker(lease)
+    on_progress(1, 3)
+    assert service.get_job(backend, member, job_id).progress.done == 1
+    assert not should_cancel()
+    service.cancel_job(backend, member, job_id)
+    time.sleep(0.25)  # the checker reads the row at most every 0.2 s
+    assert should_cancel()
+
+
+def test_chunk_cache_round_trips_float_audio_and_clears(tmp_path):
+    store = LocalStorage(tmp_path, "http://x", b"k" * 32)
+    member, job = "a" * 32, "b" * 32
+    cache = StorageChunkCache(store, member, job)
+    audio = np.linspace(-1, 1, 1000, dtype=np.float32)
+    cache.put("c" * 32, audio)
+    assert np.array_equal(cache.get("c" * 32), audio) and cache.reused == 1
+    assert cache.get("d" * 32) is None and cache.get("../x") is None
+    cache.clear()
+    assert store.list(f"members/{member}/") == []
+
+
+def test_a_claimed_job_is_run_once_and_a_second_delivery_is_skipped(backend):
+    _, job_id = _queued_enrollment(backend)
+    with backend.db.write() as session:
+        jobstate.claim(session, job_id, "first", 60)
+    assert run_job(backend, job_id) == "skipped"  # a copy of the message while the first still runs
+    assert run_job(backend, "not-an-id") == "skipped"
+
+
+def test_an_unreachable_storage_gives_the_job_back_for_a_retry(tmp_data_dir):
+    settings = embedded_settings(tmp_data_dir)
+    backend = service.open_backend(settings)
+    _, job_id = _queued_enrollment(backend)
+    broken = service.Backend(settings, backend.db, S3Storage(f"http://127.0.0.1:{free_port()}", "a", "b", "x"),
+                             backend.publish)
+    with pytest.raises(TransientError):
+        run_job(broken, job_id)
+    with backend.db.read() as session:
+        job = session.get(Job, job_id)
+    assert job.status == "queued" and job.attempt == 1 and job.worker is None
