@@ -22,6 +22,7 @@ from engine.features.bert import (
     write_random_bert,
 )
 from engine.parity import check_features
+from engine.text import PhoneSegment, phonemize_segments
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "reference" / "gpt-sovits" / "fixtures"
@@ -100,12 +101,26 @@ def test_batched_features_equal_one_by_one(tiny: BertFeatures) -> None:
 
 
 def test_phone_features_give_zeros_to_other_languages(tiny: BertFeatures) -> None:
-    segments = [("zh", "你好.", [2, 2, 1], 5), ("en", "hello", None, 4), ("zh", "再见.", [2, 2, 1], 5)]
+    segments = [
+        PhoneSegment("zh", ["n", "i3", "h", "ao3", "."], [2, 2, 1], "你好."),
+        PhoneSegment("en", ["HH", "AH0", "L", "OW1"], None, "hello"),
+        PhoneSegment("zh", ["z", "ai4", "j", "ian4", "."], [2, 2, 1], "再见."),
+    ]
     features = tiny.phone_features(segments)
     assert features.shape == (1024, 14)
     assert torch.equal(features[:, 5:9], torch.zeros(1024, 4))
     assert torch.allclose(features[:, :5], tiny.features("你好.", [2, 2, 1]), atol=1e-5)
     assert torch.allclose(features[:, 9:], tiny.features("再见.", [2, 2, 1]), atol=1e-5)
+
+
+def test_phone_features_of_frontend_segments_batch_across_texts(tiny: BertFeatures) -> None:
+    texts = ["今天我用ChatGPT写了日记。", "晚上和朋友去吃饭，很开心。", "好。"]
+    segmented = [phonemize_segments(text, "zh") for text in texts]
+    batched = tiny.phone_features_many(segmented)
+    for segments, features in zip(segmented, batched, strict=True):
+        assert features.shape == (1024, sum(len(seg.phones) for seg in segments))
+        assert (features - tiny.phone_features(segments)).abs().max() < 1e-4
+    assert any(seg.lang == "en" for seg in segmented[0])
 
 
 def test_mismatched_word2ph_is_bad_text(tiny: BertFeatures) -> None:

@@ -20,7 +20,7 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel, 
 
 from engine.errors import BadText, ModelsMissing
 from engine.features.loading import quiet_transformers, require_folder
-from engine.text import expand_word_features
+from engine.text import PhoneSegment, expand_word_features
 
 BERT_DIM = 1024  # the T2S model's bert_proj expects this width
 UNUSED_TOP_LAYERS = 2  # hidden_states[-3] is the output of layer L-2 of L
@@ -119,21 +119,28 @@ class BertFeatures:
             out.append(expand_word_features(words, list(word2ph)))
         return out
 
-    def phone_features(self, segments: Sequence[tuple[str, str, Sequence[int] | None, int]]) -> torch.Tensor:
-        """[1024, total phones] for a text's (language, norm_text, word2ph, n_phones) segments.
+    def phone_features(self, segments: Sequence[PhoneSegment]) -> torch.Tensor:
+        """[1024, total phones] for one text's language segments (``engine.text.phonemize_segments``).
 
-        As upstream's ``get_phones_and_bert``: Chinese segments get BERT features (all in one batched
-        call here), every other language zeros; concatenated along the phone axis.
+        As upstream's ``get_phones_and_bert``: Chinese segments get BERT features, every other language
+        zeros, concatenated along the phone axis.
         """
-        chinese = [i for i, (lang, _, _, _) in enumerate(segments) if lang == "zh"]
-        found = self.features_many([(segments[i][1], segments[i][2] or []) for i in chinese])
-        by_index = dict(zip(chinese, found, strict=True))
-        dtype = self.model.dtype
-        parts = [
-            by_index.get(i, torch.zeros(BERT_DIM, n_phones, device=self.device, dtype=dtype))
-            for i, (_, _, _, n_phones) in enumerate(segments)
-        ]
-        return torch.cat(parts, dim=1) if parts else torch.zeros(BERT_DIM, 0, device=self.device, dtype=dtype)
+        return self.phone_features_many([segments])[0]
+
+    def phone_features_many(self, texts: Sequence[Sequence[PhoneSegment]]) -> list[torch.Tensor]:
+        """``phone_features`` for many texts with all their Chinese segments in one batched run."""
+        chinese = [(t, s) for t, segments in enumerate(texts) for s, seg in enumerate(segments) if seg.lang == "zh"]
+        found = self.features_many([(texts[t][s].norm_text, texts[t][s].word2ph or []) for t, s in chinese])
+        by_place = dict(zip(chinese, found, strict=True))
+        out = []
+        for t, segments in enumerate(texts):
+            parts = [
+                by_place.get((t, s), torch.zeros(BERT_DIM, len(seg.phones), device=self.device, dtype=self.model.dtype))
+                for s, seg in enumerate(segments)
+            ]
+            empty = torch.zeros(BERT_DIM, 0, device=self.device, dtype=self.model.dtype)
+            out.append(torch.cat(parts, dim=1) if parts else empty)
+        return out
 
 
 def _length_batches(lengths: list[int], max_batch_tokens: int) -> list[list[int]]:

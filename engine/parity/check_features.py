@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,22 +63,11 @@ def check_bert(folder: Path) -> Iterator[GoldenResult]:
 
 
 def check_phones_and_bert(bert: BertFeatures, golden: dict, meta: dict) -> Iterator[GoldenResult]:
-    """The whole text -> (phones, BERT) path through the frontend's ``engine.text.phonemize``."""
+    """The whole text -> (phones, BERT) path through the frontend's ``engine.text.phonemize_segments``."""
+    from engine.text import phonemize_segments, phones_to_ids
+
     name = "bert.get_phones_and_bert"
-    try:
-        text = importlib.import_module("engine.text")
-        phonemize, phones_to_ids = text.phonemize, text.phones_to_ids
-    except (ImportError, AttributeError) as exc:
-        yield GoldenResult(name, False, float("inf"), f"engine.text.phonemize not available: {exc}")
-        return
-    phones, word2ph_per_segment, norm_text = phonemize(meta["bert.text"], "zh")
+    segments = phonemize_segments(meta["bert.text"], "zh")
+    phones = [p for seg in segments for p in seg.phones]
     yield compare_exact(f"{name}.phone_ids", phones_to_ids(phones), meta["bert.get_phones_and_bert.phone_ids"])
-    segments, start = [], 0
-    for word2ph in word2ph_per_segment:
-        if word2ph is None:  # a non-Chinese segment: its length is not recoverable from the joined text
-            yield GoldenResult(name, False, float("inf"), "golden text unexpectedly has a non-zh segment")
-            return
-        segments.append(("zh", norm_text[start : start + len(word2ph)], word2ph, sum(word2ph)))
-        start += len(word2ph)
-    features = bert.phone_features(segments)
-    yield compare(name, features, golden["bert.get_phones_and_bert"], FEATURE_ATOL)
+    yield compare(name, bert.phone_features(segments), golden["bert.get_phones_and_bert"], FEATURE_ATOL)
