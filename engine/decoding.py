@@ -103,6 +103,10 @@ class KVCache:
         if not any(offsets):
             self.pad_bias = None
             return
+        for row, offset in enumerate(offsets):
+            # Masked keys still enter q.k: garbage NaN/inf there would survive the -inf bias.
+            self.k[:, row, :, :offset] = 0
+            self.v[:, row, :, :offset] = 0
         columns = torch.arange(self.capacity, device=self.k.device)
         starts = torch.tensor(offsets, device=self.k.device)[:, None]
         bias = torch.zeros(self.rows, self.capacity, device=self.k.device, dtype=self.k.dtype)

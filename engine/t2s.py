@@ -95,8 +95,9 @@ class T2SConfig:
 
 def sinusoids(length: int, dim: int) -> Tensor:
     """``pe[p, 2i] = sin(p w_i)``, ``pe[p, 2i+1] = cos(p w_i)``, ``w_i = 10000^(-2i/dim)``, in float32."""
-    position = torch.arange(length, dtype=torch.float32)[:, None]
-    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * -(math.log(10000.0) / dim))
+    # An explicit device: the table is real data even when the model is built on the meta device.
+    position = torch.arange(length, dtype=torch.float32, device="cpu")[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32, device="cpu") * -(math.log(10000.0) / dim))
     angle = position * frequency
     return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)
 
@@ -190,17 +191,25 @@ class Text2SemanticGPT(nn.Module):
         self.ar_predict_layer = nn.Linear(dim, config.vocab_size, bias=False)
 
     @classmethod
+    def from_state_dict(
+        cls,
+        config: T2SConfig,
+        state: Mapping[str, Tensor],
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> Text2SemanticGPT:
+        """Build with ``state`` (our names, strict) without first filling random weights."""
+        with torch.device("meta"):
+            model = cls(config)
+        model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
+        return model.to(device=device, dtype=dtype).eval()
+
+    @classmethod
     def from_checkpoint(
         cls, ckpt: T2SCheckpoint, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
     ) -> Text2SemanticGPT:
         """Build from a loaded ``.ckpt``; fp16 file weights are upcast to ``dtype`` as upstream does."""
-        with torch.device("meta"):
-            model = cls(T2SConfig.from_config(ckpt.config))
-        state = {k: v.to(dtype) for k, v in ckpt.state_dict().items()}
-        model.load_state_dict(state, strict=True, assign=True)
-        model.ar_text_position.pe = sinusoids(PREBUILT_POSITIONS, model.config.hidden_dim)
-        model.ar_audio_position.pe = sinusoids(PREBUILT_POSITIONS, model.config.hidden_dim)
-        return model.to(device=device, dtype=dtype).eval()
+        return cls.from_state_dict(T2SConfig.from_config(ckpt.config), ckpt.state_dict(), device, dtype)
 
     def embed_text(self, phones: Tensor, bert: Tensor) -> Tensor:
         """Phone ids [B, T] and BERT features [B, 1024, T] -> [B, T, D], text positions from 0."""

@@ -1,0 +1,170 @@
+"""The text-to-semantic GPT and its decoder: upstream parity, official key layout, batching, seeding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.checkpoints import load_t2s_checkpoint
+from engine.decoding import (
+    CACHE_CHUNK,
+    DecodingOptions,
+    T2SRequest,
+    decode,
+    infer_panel_batch_infer,
+    infer_panel_naive,
+    new_generator,
+)
+from engine.parity import check_s1
+from engine.t2s import T2SConfig, Text2SemanticGPT, random_t2s_weights
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "gpt-sovits"
+FIXTURES = REFERENCE / "fixtures"
+GREEDY = DecodingOptions(top_k=1, top_p=1.0, temperature=1.0, repetition_penalty=1.35)
+SAMPLING = DecodingOptions(top_k=15, top_p=0.9, temperature=1.0, repetition_penalty=1.35)
+SMALL = T2SConfig(hidden_dim=64, num_heads=4, num_layers=3)
+
+
+@pytest.fixture(scope="module")
+def fixture_model() -> Text2SemanticGPT:
+    return Text2SemanticGPT.from_checkpoint(load_t2s_checkpoint(FIXTURES / "models" / "s1_tiny.ckpt"))
+
+
+@pytest.fixture(scope="module")
+def small_model() -> Text2SemanticGPT:
+    return Text2SemanticGPT.from_state_dict(SMALL, random_t2s_weights(SMALL, seed=3))
+
+
+def make_requests(n: int, seed: int, caps: list[int], shared_prompt: bool = False) -> list[T2SRequest]:
+    """Items of different phone and prompt lengths (one reference-free when prompts differ)."""
+    gen = torch.Generator().manual_seed(seed)
+    common = torch.randint(0, 1024, (9,), generator=gen)
+    requests = []
+    for i in range(n):
+        length = 5 + 7 * i % 23
+        phones = torch.randint(0, 732, (length,), generator=gen)
+        bert = 0.5 * torch.randn(1024, length, generator=gen)
+        if shared_prompt:
+            prompt = common
+        else:
+            prompt = None if i == 1 else torch.randint(0, 1024, (3 + 5 * i % 11,), generator=gen)
+        requests.append(T2SRequest(phones, bert, prompt, max_new_tokens=caps[i]))
+    return requests
+
+
+def test_s1_goldens_pass():
+    results = list(check_s1.check(FIXTURES))
+    failed = [r.line() for r in results if not r.passed]
+    assert len(results) >= 20 and not failed, failed
+
+
+def test_full_size_model_has_exactly_the_official_keys_and_shapes():
+    manifest = json.loads((REFERENCE / "manifests" / "s1_gpt_v2.json").read_text())
+    with torch.device("meta"):
+        model = Text2SemanticGPT(T2SConfig.full())
+    ours = {"model." + k: list(v.shape) for k, v in model.state_dict().items()}
+    assert ours == {t["key"]: t["shape"] for t in manifest["tensors"]}
+    assert sum(v.numel() for v in model.state_dict().values()) == manifest["num_params"]
+    assert T2SConfig.from_config(manifest["official_config_yaml"]) == T2SConfig.full()
+
+
+def test_random_weights_load_strictly_and_are_seeded():
+    a, b, c = (random_t2s_weights(T2SConfig.tiny(), s) for s in (1, 1, 2))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["ar_predict_layer.weight"], c["ar_predict_layer.weight"])
+    Text2SemanticGPT(T2SConfig.tiny()).load_state_dict(a, strict=True)
+
+
+@pytest.mark.parametrize("model_name", ["fixture_model", "small_model"])
+def test_greedy_batched_decoding_equals_decoding_each_item_alone(request, model_name):
+    model = request.getfixturevalue(model_name)
+    requests = make_requests(4, seed=11, caps=[37, 12, 60, 25])
+    batched = decode(model, requests, GREEDY, new_generator(0), record_logits=True)
+    for item, together in zip(requests, batched, strict=True):
+        alone = decode(model, [item], GREEDY, new_generator(0), record_logits=True)[0]
+        assert torch.equal(together.tokens, alone.tokens)
+        assert together.hit_cap == alone.hit_cap
+        assert len(together.step_logits) == len(alone.step_logits)
+        for a, b in zip(together.step_logits, alone.step_logits, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)  # padding is invisible
+
+
+def test_batched_decoding_beyond_the_first_cache_chunk(small_model):
+    requests = make_requests(3, seed=5, caps=[CACHE_CHUNK + 40, 30, CACHE_CHUNK + 5], shared_prompt=True)
+    batched = decode(small_model, requests, GREEDY, new_generator(0))
+    alone = [decode(small_model, [r], GREEDY, new_generator(0))[0] for r in requests]
+    assert [r.tokens.tolist() for r in batched] == [r.tokens.tolist() for r in alone]
+
+
+def test_cap_per_item_is_honoured_and_reported(small_model):
+    requests = make_requests(3, seed=2, caps=[4, 19, 33])
+    results = decode(small_model, requests, SAMPLING, new_generator(1))
+    for r, cap in zip(results, [4, 19, 33], strict=True):
+        assert len(r.tokens) <= cap
+        assert r.hit_cap == (len(r.tokens) == cap)
+        assert r.tokens.dtype == torch.long and int(r.tokens.max()) < SMALL.eos
+
+
+def test_same_seed_same_tokens_and_different_seeds_differ(small_model):
+    requests = make_requests(3, seed=7, caps=[40, 40, 40])
+    first = decode(small_model, requests, SAMPLING, new_generator(123))
+    second = decode(small_model, requests, SAMPLING, new_generator(123))
+    other = decode(small_model, requests, SAMPLING, new_generator(124))
+    assert [r.tokens.tolist() for r in first] == [r.tokens.tolist() for r in second]
+    assert [r.tokens.tolist() for r in first] != [r.tokens.tolist() for r in other]
+
+
+def test_no_state_leaks_between_calls_and_global_rng_untouched(small_model):
+    before_params = {k: v.clone() for k, v in small_model.state_dict().items()}
+    rng = torch.get_rng_state()
+    a = make_requests(2, seed=8, caps=[30, 30])
+    b = make_requests(5, seed=9, caps=[50, 10, 20, 5, 45])
+    first = decode(small_model, a, SAMPLING, new_generator(5))
+    decode(small_model, b, SAMPLING, new_generator(6))
+    decode(small_model, b[:1], GREEDY, new_generator(7))
+    again = decode(small_model, a, SAMPLING, new_generator(5))
+    assert [r.tokens.tolist() for r in first] == [r.tokens.tolist() for r in again]
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(v, before_params[k]) for k, v in small_model.state_dict().items())
+
+
+def test_eos_cannot_end_the_first_eleven_steps(fixture_model):
+    # Make EOS overwhelmingly likely: it still cannot be chosen before step 11.
+    requests = make_requests(2, seed=4, caps=[100, 100])
+
+    def push_eos(logits, items, step):
+        logits[:, fixture_model.config.eos] = 1e4
+
+    results = decode(fixture_model, requests, GREEDY, new_generator(0), logits_hook=push_eos)
+    assert [len(r.tokens) for r in results] == [11, 11] and not any(r.hit_cap for r in results)
+
+
+def test_upstream_loops_lose_different_tokens_at_early_stop(small_model):
+    gen = torch.Generator().manual_seed(1)
+    prompt = torch.randint(0, 1024, (1, 6), generator=gen)
+    phones = torch.randint(0, 732, (1, 9), generator=gen)
+    bert = torch.randn(1, 1024, 9, generator=gen)
+    options = DecodingOptions(top_k=1, repetition_penalty=1.35, early_stop_num=20)
+    y, idx = infer_panel_naive(small_model, phones, prompt, bert, options, new_generator(0))
+    y_list, idx_list = infer_panel_batch_infer(small_model, [phones[0]], prompt, [bert[0]], options, new_generator(0))
+    if idx < 20:
+        pytest.skip("this random model stopped by EOS before the early stop")
+    new = y[0, 6:]
+    assert len(new) == 21 and idx == idx_list[0] == 20
+    assert torch.equal(y_list[0][6:], new[:-1])  # batch keeps y[:-1]: the last token is lost
+    assert torch.equal(y[0, -idx:], new[1:])  # naive's caller keeps y[-idx:]: the first one is lost
+
+
+def test_padding_columns_of_the_cache_hold_finite_values():
+    from engine.decoding import KVCache
+
+    cache = KVCache.allocate(SMALL, rows=2, capacity=16, device=torch.device("cpu"), dtype=torch.float32)
+    cache.k.fill_(float("nan"))
+    cache.v.fill_(float("inf"))
+    cache.pad_left([5, 0])
+    assert torch.isfinite(cache.k[:, 0, :, :5]).all() and torch.isfinite(cache.v[:, 0, :, :5]).all()
+    assert torch.isinf(cache.pad_bias[0, 0, 0, :5]).all() and (cache.pad_bias[0, 0, 0, 5:] == 0).all()
+    assert (cache.pad_bias[1] == 0).all()
