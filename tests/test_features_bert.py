@@ -211,3 +211,11 @@ def test_full_random_folder_writes_and_loads(tmp_path: Path) -> None:
     bert = BertFeatures.load(folder)
     assert len(bert.model.encoder.layer) == 22
     assert bert.features("小明喜欢看书.", [2] * 6 + [1]).shape == (1024, 13)
+
+
+def test_features_can_feed_a_trainable_layer(tiny: BertFeatures) -> None:
+    # fine-tuning projects these features with a trained layer; inference-mode tensors would refuse
+    features = tiny.features("你好.", [2, 2, 1])
+    proj = torch.nn.Linear(1024, 8)
+    proj(features.T).sum().backward()
+    assert proj.weight.grad is not None and not features.requires_grad

@@ -134,3 +134,11 @@ def test_full_random_folder_stores_the_manifests_tensors(tmp_path: Path) -> None
         stored = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
     assert stored == {t["key"]: t["shape"] for t in manifest["tensors"]}
     assert HubertFeatures.load(folder).prompt_features(0.1 * torch.randn(16000)).shape[1] == 768
+
+
+def test_features_can_feed_a_trainable_layer(tiny_folder: Path) -> None:
+    # fine-tuning projects SSL features with a trained conv; inference-mode tensors would refuse
+    ssl = HubertFeatures.load(tiny_folder).content_features(0.1 * torch.randn(16000))
+    proj = torch.nn.Conv1d(768, 8, 1)
+    proj(ssl).sum().backward()
+    assert proj.weight.grad is not None

@@ -94,3 +94,11 @@ def test_a_state_dict_with_missing_keys_is_refused(tmp_path: Path) -> None:
     torch.save(state, path)
     with pytest.raises(RuntimeError, match="layer4.2.bn3.weight"):
         load_speaker_model(path)
+
+
+def test_embeddings_can_feed_a_trainable_layer(tmp_path: Path) -> None:
+    # v2Pro fine-tuning projects sv_emb with a trained linear; inference-mode tensors would refuse
+    encoder = SpeakerEncoder.load(write_random_speaker(tmp_path / "sv.ckpt", "tiny", seed=1))
+    proj = torch.nn.Linear(2560, 8)
+    proj(encoder.embed(0.1 * torch.randn(16000))).sum().backward()
+    assert proj.weight.grad is not None

@@ -69,7 +69,7 @@ class BertFeatures:
         """Token ids with [CLS] and [SEP], as ``tokenizer(norm_text)`` gives them."""
         return self.tokenizer(norm_text)["input_ids"]
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: the outputs also feed fine-tuning, where autograd must accept them
     def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``hidden_states[-3]`` of the full model, [B, n, 1024], for (padded) token ids [B, n]."""
         input_ids = input_ids.to(self.device)

@@ -42,7 +42,7 @@ class HubertFeatures:
     def device(self) -> torch.device:
         return self.model.device
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: the outputs also feed fine-tuning, where autograd must accept them
     def _forward(self, wav: torch.Tensor) -> torch.Tensor:
         wav = wav.reshape(1, -1).to(self.device, self.model.dtype)
         return self.model(wav).last_hidden_state.transpose(1, 2)

@@ -179,7 +179,7 @@ class SpeakerEncoder:
     def device(self) -> torch.device:
         return self.model.conv1.weight.device
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: the outputs also feed fine-tuning, where autograd must accept them
     def embed(self, wav16k: torch.Tensor) -> torch.Tensor:
         """[T] or [B, T] at 16 kHz -> [B, sv_dim]. fbank runs in float32 (Kaldi's log needs the range)."""
         wav = wav16k.reshape(-1, wav16k.shape[-1]).to(self.device, torch.float32)
