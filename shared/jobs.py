@@ -160,37 +160,45 @@ def request_cancel(session: Session, job_id: str, member_id: str) -> tuple[str, 
 
 # --- handing jobs to workers, fairly -----------------------------------------------------------
 
-def dispatch_member(db: Database, member_id: str, publish: Publish, concurrency: int) -> list[str]:
+def dispatch_member(db: Database, member_id: str, publish: Publish, concurrency: int,
+                    lanes: tuple[str, ...] = (INTERACTIVE, BACKGROUND)) -> list[str]:
     """Publish this member's next waiting jobs, up to ``concurrency`` in flight per lane."""
+    with db.write() as session:
+        return dispatch_in(session, member_id, publish, concurrency, lanes)
+
+
+def dispatch_in(session: Session, member_id: str, publish: Publish, concurrency: int,
+                lanes: tuple[str, ...] = (INTERACTIVE, BACKGROUND)) -> list[str]:
+    """:func:`dispatch_member` inside the caller's write transaction (committed by the caller)."""
     published: list[str] = []
-    for lane in (INTERACTIVE, BACKGROUND):
-        with db.write() as session:
-            # The member row is the mutex: concurrent dispatchers for one member take turns here.
-            locked = session.exec(update(Member).where(Member.id == member_id)
-                                  .values(dispatch_seq=Member.dispatch_seq + 1)).rowcount
-            if not locked:
-                return published
-            in_flight = session.exec(
-                select(func.count()).select_from(Job).where(
-                    Job.member_id == member_id, Job.lane == lane, Job.status.in_((QUEUED, RUNNING)),
-                    Job.dispatched_at.is_not(None))
-            ).one()[0]
-            free = concurrency - in_flight
-            if free <= 0:
-                continue
-            waiting = session.exec(
-                select(Job.id, Job.kind, Job.queue, Job.priority)
-                .where(Job.member_id == member_id, Job.lane == lane, Job.status == QUEUED,
-                       Job.dispatched_at.is_(None))
-                .order_by(Job.created_at, Job.id).limit(free)
-            ).all()
-            t = now()
-            for row in waiting:
-                session.exec(update(Job).where(Job.id == row.id).values(dispatched_at=t))
-                # Published before commit: if publishing fails nothing is marked; if we die after
-                # publishing, a later dispatch publishes again and the worker's claim drops the copy.
-                publish(Dispatch(row.id, row.kind, row.queue, row.priority))
-                published.append(row.id)
+    # The member row is the mutex: concurrent dispatchers for one member take turns here.
+    locked = session.exec(update(Member).where(Member.id == member_id)
+                          .values(dispatch_seq=Member.dispatch_seq + 1)).rowcount
+    if not locked:
+        return published
+    in_flight = dict(session.exec(
+        select(Job.lane, func.count()).where(
+            Job.member_id == member_id, Job.lane.in_(lanes), Job.status.in_((QUEUED, RUNNING)),
+            Job.dispatched_at.is_not(None)).group_by(Job.lane)
+    ).all())
+    t = now()
+    for lane in lanes:
+        free = concurrency - in_flight.get(lane, 0)
+        if free <= 0:
+            continue
+        waiting = session.exec(
+            select(Job.id, Job.kind, Job.queue, Job.priority)
+            .where(Job.member_id == member_id, Job.lane == lane, Job.status == QUEUED,
+                   Job.dispatched_at.is_(None))
+            .order_by(Job.created_at, Job.id).limit(free)
+        ).all()
+        if waiting:
+            session.exec(update(Job).where(Job.id.in_([row.id for row in waiting])).values(dispatched_at=t))
+        for row in waiting:
+            # Published before commit: if publishing fails nothing is marked; if we die after
+            # publishing, a later dispatch publishes again and the worker's claim drops the copy.
+            publish(Dispatch(row.id, row.kind, row.queue, row.priority))
+            published.append(row.id)
     return published
 
 

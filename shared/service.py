@@ -105,8 +105,8 @@ class Backend:
     storage: Storage
     publish: jobstate.Publish
 
-    def dispatch(self, member_id: str) -> list[str]:
-        return jobstate.dispatch_member(self.db, member_id, self.publish, self.settings.member_concurrency)
+    def dispatch(self, member_id: str, lanes: tuple[str, ...] = (INTERACTIVE, BACKGROUND)) -> list[str]:
+        return jobstate.dispatch_member(self.db, member_id, self.publish, self.settings.member_concurrency, lanes)
 
 
 def open_backend(settings: Settings, publish: jobstate.Publish | None = None) -> Backend:
@@ -152,35 +152,44 @@ def first_member(backend: Backend) -> Member | None:
 
 # --- quotas ------------------------------------------------------------------------------------
 
+def _usage(session: Session, member_id: str, since: float) -> tuple[int, int, float | None, int]:
+    """(jobs queued or running, characters synthesised since ``since``, the oldest of those, bytes
+    stored), read in one round trip."""
+    def scalar(stmt):  # noqa: ANN001, ANN202
+        return stmt.scalar_subquery()
+
+    row = session.exec(select(
+        scalar(select(func.count()).select_from(Job).where(Job.member_id == member_id, Job.status.in_(ACTIVE))),
+        scalar(select(func.coalesce(func.sum(Job.chars), 0)).where(
+            Job.member_id == member_id, Job.kind == SYNTHESIS, Job.created_at > since)),
+        scalar(select(func.min(Job.created_at)).where(
+            Job.member_id == member_id, Job.kind == SYNTHESIS, Job.created_at > since)),
+        scalar(select(func.coalesce(func.sum(Voice.reference_bytes + Voice.profile_bytes + Voice.finetune_bytes), 0))
+               .where(Voice.member_id == member_id)),
+        scalar(select(func.coalesce(func.sum(Job.result_bytes), 0))
+               .where(Job.member_id == member_id, Job.result_key.is_not(None))),
+    )).one()
+    return int(row[0]), int(row[1]), row[2], int(row[3]) + int(row[4])
+
+
 def storage_used(session: Session, member_id: str) -> int:
-    voices = session.exec(select(func.coalesce(func.sum(
-        Voice.reference_bytes + Voice.profile_bytes + Voice.finetune_bytes), 0))
-        .where(Voice.member_id == member_id)).one()[0]
-    results = session.exec(select(func.coalesce(func.sum(Job.result_bytes), 0))
-                           .where(Job.member_id == member_id, Job.result_key.is_not(None))).one()[0]
-    return int(voices) + int(results)
+    return _usage(session, member_id, now())[3]
 
 
 def _check_quotas(backend: Backend, session: Session, member_id: str, chars: int = 0,
                   new_bytes: int = 0) -> None:
     s = backend.settings
-    active = session.exec(select(func.count()).select_from(Job)
-                          .where(Job.member_id == member_id, Job.status.in_(ACTIVE))).one()[0]
+    since = now() - 86400
+    active, used, oldest, used_bytes = _usage(session, member_id, since)
     if active >= s.quota_queued_jobs:
         raise QuotaExceeded(f"you already have {active} jobs queued or running (the limit is "
                             f"{s.quota_queued_jobs}); wait for some to finish or cancel them",
                             {"Retry-After": "60"})
-    if chars:
-        since = now() - 86400
-        used, oldest = session.exec(select(func.coalesce(func.sum(Job.chars), 0), func.min(Job.created_at))
-                                    .where(Job.member_id == member_id, Job.kind == SYNTHESIS,
-                                           Job.created_at > since)).one()
-        if used + chars > s.quota_chars_per_day:
-            wait = int((oldest or since) + 86400 - now()) + 1
-            raise QuotaExceeded(f"this entry has {chars} characters and you have used {used} of your "
-                                f"{s.quota_chars_per_day} characters in the last 24 hours",
-                                {"Retry-After": str(max(wait, 1))})
-    used_bytes = storage_used(session, member_id)
+    if chars and used + chars > s.quota_chars_per_day:
+        wait = int((oldest or since) + 86400 - now()) + 1
+        raise QuotaExceeded(f"this entry has {chars} characters and you have used {used} of your "
+                            f"{s.quota_chars_per_day} characters in the last 24 hours",
+                            {"Retry-After": str(max(wait, 1))})
     if used_bytes + new_bytes > s.quota_storage_bytes:
         raise Forbidden(f"your storage is full ({used_bytes} of {s.quota_storage_bytes} bytes used); "
                         "delete voices you no longer need or wait for old results to expire")
@@ -238,7 +247,7 @@ def create_voice(backend: Backend, member: Member, audio: bytes, transcript: str
     except BaseException:
         backend.storage.delete(voice.reference_key)  # leave nothing behind
         raise
-    backend.dispatch(member.id)
+    backend.dispatch(member.id, (INTERACTIVE,))
     return voice, job
 
 
@@ -354,8 +363,11 @@ def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest
               format=request.format, idempotency_key=idempotency_key, request_hash=request_hash)
     try:
         with backend.db.write() as session:
+            # Insert and hand to the broker in one transaction (one commit on the request's path).
             job.mark = _new_mark(session)
             session.add(job)
+            session.flush()
+            jobstate.dispatch_in(session, member.id, backend.publish, s.member_concurrency, (lane,))
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -364,7 +376,6 @@ def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest
         if earlier is None:
             raise
         return _replay(earlier, request_hash)
-    backend.dispatch(member.id)
     return job, False
 
 
@@ -388,7 +399,7 @@ def start_finetune(backend: Backend, member: Member, voice_id: str, request: Fin
               priority=jobstate.PRIORITY[BACKGROUND], params=request.model_dump())
     with backend.db.write() as session:
         session.add(job)
-    backend.dispatch(member.id)
+    backend.dispatch(member.id, (BACKGROUND,))
     return job
 
 
