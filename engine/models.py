@@ -237,3 +237,48 @@ def check_models(root: Path) -> list[FileReport]:
         for rel in _missing(root, "v2"):
             reports.append(FileReport(str(root / rel), "missing for v2", False, "not found"))
     return reports
+
+
+def init_random(root: Path, size: str = "tiny", version: str = "v2", seed: int = 0) -> list[Path]:
+    """Write seeded random models of ``size`` (tiny | full) for ``version`` in the official layout and formats.
+
+    Tiny models run the whole pipeline in seconds (tests, demos); full ones have the released shapes
+    (benchmarks). Random weights never learned to speak: they produce noise.
+    """
+    from engine.checkpoints import save_discriminator_checkpoint, save_sovits_checkpoint, save_t2s_checkpoint
+    from engine.features.bert import write_random_bert
+    from engine.features.hubert import write_random_hubert
+    from engine.features.speaker import write_random_speaker
+    from engine.sovits.config import SoVITSConfig
+    from engine.sovits.random_weights import random_discriminator_weights, random_sovits_weights
+    from engine.t2s import T2SConfig, random_t2s_weights
+
+    if size not in ("tiny", "full"):
+        raise ValueError(f"size must be 'tiny' or 'full', not {size!r}")
+    if version not in VERSIONS:
+        raise ValueError(f"unknown model version {version!r}; EchoDiary supports {', '.join(VERSIONS)}")
+    root = Path(root)
+    written: list[Path] = []
+
+    t2s_config = T2SConfig.tiny() if size == "tiny" else T2SConfig.full()
+    gpt = root / GPT_FILES[version]
+    gpt.parent.mkdir(parents=True, exist_ok=True)
+    save_t2s_checkpoint(gpt, random_t2s_weights(t2s_config, seed), t2s_config.checkpoint_config(), "GPT-e0")
+    written.append(gpt)
+
+    s2_config = SoVITSConfig.preset(version, size)
+    generator = root / SOVITS_FILES[version]
+    generator.parent.mkdir(parents=True, exist_ok=True)
+    save_sovits_checkpoint(generator, random_sovits_weights(s2_config, seed + 1), s2_config.checkpoint_config(),
+                           "pretrained", version, pretrained=True)  # fmt: skip
+    discriminator = root / DISCRIMINATOR_FILES[version]
+    save_discriminator_checkpoint(discriminator, random_discriminator_weights(version, size, seed + 2))
+    written += [generator, discriminator]
+
+    written.append(write_random_hubert(root / HUBERT_DIR, size, seed + 3))
+    written.append(write_random_bert(root / BERT_DIR, size, seed + 4))
+    if version != "v2":
+        sv = root / SV_FILE
+        sv.parent.mkdir(parents=True, exist_ok=True)
+        written.append(write_random_speaker(sv, size, seed + 5))
+    return written

@@ -21,9 +21,10 @@ class GoldenResult:
     passed: bool
     max_abs_diff: float
     note: str = ""
+    counted: bool = True  # False: reported for information, not comparable by construction (see note)
 
     def line(self) -> str:
-        status = "pass" if self.passed else "FAIL"
+        status = ("pass" if self.passed else "FAIL") if self.counted else "n/a "
         note = f"  ({self.note})" if self.note else ""
         return f"{self.name:<48} {status}  max_abs_diff={self.max_abs_diff:.3g}{note}"
 

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.folder.is_dir():
         print(f"error: {args.folder} is not a folder", file=sys.stderr)
         return 2
-    results = run(args.folder)
+    results = [r for r in run(args.folder) if r.counted]
     passed = sum(r.passed for r in results)
     print(f"goldens passed: {passed}/{len(results)}")
     return 0 if results and passed == len(results) else 1

@@ -1,0 +1,408 @@
+"""Rendering: diary text + voice profile -> 32 kHz audio, chunk by chunk, in order.
+
+    text -> chunks (split_text) -> phones + BERT (batched) -> T2S (length-batched, KV cache, capped)
+         -> guards (runaway / empty / repeated: retry with another seed) -> SoVITS decode per chunk
+         -> fragment silence -> audio
+
+:meth:`Engine.stream` yields each finished chunk as soon as every chunk before it is done, so the
+first sentence plays while the rest renders; :meth:`Engine.render` assembles the whole file.
+Every chunk has a stable id (its text, the voice, the weights and the parameters that change its
+sound); with a :class:`ChunkCache`, re-rendering an edited diary synthesises only changed chunks.
+Randomness comes only from per-call generators seeded from the request: same seed, same audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine import audio, guards
+from engine.decoding import DecodingOptions, LogitsHook, T2SRequest, decode
+from engine.enroll import enroll
+from engine.errors import BadText, Cancelled
+from engine.profile import VoiceProfile
+from engine.runtime import Models, set_threads
+from engine.text import split_text
+from engine.text_features import TextFeatures, text_features_many
+
+SAMPLE_RATE = audio.SAMPLE_RATE
+SAMPLES_PER_TOKEN = 2 * audio.HOP  # one 25 Hz semantic token = two 50 Hz frames = 1280 samples
+
+
+class RenderParams(BaseModel):
+    """Synthesis parameters, named as upstream's api_v2 names them (plus noise_scale and max_retries)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text_lang: Literal["zh", "all_zh", "en", "auto"] = "zh"
+    top_k: int = Field(15, ge=1, le=1024)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    temperature: float = Field(1.0, gt=0.0, le=5.0)
+    repetition_penalty: float = Field(1.35, ge=1.0, le=5.0)
+    text_split_method: Literal["cut0", "cut1", "cut2", "cut3", "cut4", "cut5"] = "cut5"
+    batch_size: int = Field(8, ge=1, le=64)
+    speed_factor: float = Field(1.0, ge=0.5, le=2.0)
+    fragment_interval: float = Field(0.3, ge=0.0, le=5.0)
+    seed: int = Field(-1, ge=-1, le=2**63 - 1)  # -1: a fresh random seed per render
+    noise_scale: float = Field(0.5, ge=0.0, le=2.0)
+    max_retries: int = Field(2, ge=0, le=5)
+
+    def sound_key(self) -> dict:
+        """The parameters that change how a chunk sounds (its cache key), not how it is scheduled."""
+        keys = ("text_lang", "top_k", "top_p", "temperature", "repetition_penalty", "speed_factor",
+                "fragment_interval", "noise_scale")  # fmt: skip
+        key = {k: getattr(self, k) for k in keys}
+        if self.seed >= 0:  # a random-seed render accepts any earlier random rendering of the chunk
+            key["seed"] = self.seed
+        return key
+
+
+@dataclass
+class ChunkReport:
+    index: int
+    id: str
+    text: str
+    phones: int = 0
+    tokens: int = 0
+    cached: bool = False
+    retries: int = 0
+    problems: list[str] = field(default_factory=list)  # what each flawed attempt looked like
+    samples: int = 0
+    semantic: list[int] = field(default_factory=list)  # the kept semantic tokens (empty when cached)
+
+
+@dataclass
+class RenderedChunk:
+    report: ChunkReport
+    audio: np.ndarray  # float32 at 32 kHz, including the fragment silence after it
+    total: int  # chunks in the whole render
+
+
+@dataclass
+class Timings:
+    frontend_s: float = 0.0
+    bert_s: float = 0.0
+    t2s_s: float = 0.0
+    sovits_s: float = 0.0
+    first_audio_s: float | None = None
+    total_s: float = 0.0
+    t2s_tokens: int = 0
+
+
+@dataclass
+class RenderResult:
+    audio: np.ndarray  # float32 mono at sample_rate
+    sample_rate: int
+    chunks: list[ChunkReport]
+    timings: Timings
+    seed: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    @property
+    def synthesised(self) -> int:
+        return sum(not c.cached for c in self.chunks)
+
+    @property
+    def retried(self) -> list[ChunkReport]:
+        return [c for c in self.chunks if c.retries]
+
+
+class ChunkCache(Protocol):
+    def get(self, key: str) -> np.ndarray | None: ...
+    def put(self, key: str, audio: np.ndarray) -> None: ...
+
+
+class MemoryChunkCache:
+    """A bounded in-process LRU of chunk audio."""
+
+    def __init__(self, max_chunks: int = 4096) -> None:
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.max_chunks = max_chunks
+
+    def get(self, key: str) -> np.ndarray | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: str, audio: np.ndarray) -> None:
+        self._items[key] = audio
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_chunks:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class FolderChunkCache:
+    """Chunk audio as ``.npy`` files in a folder (embedded mode keeps it under the data folder)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}.npy"
+
+    def get(self, key: str) -> np.ndarray | None:
+        path = self._path(key)
+        return np.load(path, allow_pickle=False) if path.exists() else None
+
+    def put(self, key: str, audio: np.ndarray) -> None:
+        tmp = self._path(key).with_suffix(".tmp.npy")
+        np.save(tmp, audio.astype(np.float32), allow_pickle=False)
+        tmp.replace(self._path(key))
+
+
+@dataclass
+class _Chunk:
+    report: ChunkReport
+    features: TextFeatures | None = None
+    seed: int = 0
+    audio: np.ndarray | None = None
+
+
+def _stable_hash(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def profile_id(profile: VoiceProfile) -> str:
+    return hashlib.sha256(profile.to_bytes()).hexdigest()[:16]
+
+
+class Engine:
+    """GPT-SoVITS loaded once; enroll voices and render text with them. Holds no per-request state."""
+
+    def __init__(self, models: Models) -> None:
+        self.models = models
+
+    @classmethod
+    def load(cls, models_dir: Path, device: str = "auto", precision: str = "auto", version: str | None = None,
+             threads: int | None = None) -> Engine:  # fmt: skip
+        set_threads(threads)
+        return cls(Models.from_folder(Path(models_dir), version, device, precision))
+
+    # -- voices -------------------------------------------------------------------------------
+    def enroll(self, reference: audio.AudioSource, transcript: str, language: str = "zh",
+               aux_references: list[audio.AudioSource] | None = None) -> VoiceProfile:  # fmt: skip
+        return enroll(self.models, reference, transcript, language, aux_references)
+
+    # -- planning --------------------------------------------------------------------------------
+    def plan(self, text: str, profile: VoiceProfile, params: RenderParams) -> list[ChunkReport]:
+        """The chunks a render will produce, with their stable ids (no model work)."""
+        segments = [s for s in split_text(text, params.text_lang, params.text_split_method) if s.strip()]
+        if not segments:
+            raise BadText("the text has nothing to read aloud")
+        voice = profile_id(profile)
+        sound = params.sound_key()
+        return [
+            ChunkReport(i, _stable_hash([seg, voice, self.models.model_id, sound])[:32], seg)
+            for i, seg in enumerate(segments)
+        ]
+
+    # -- rendering -------------------------------------------------------------------------------
+    def render(
+        self,
+        text: str,
+        profile: VoiceProfile,
+        params: RenderParams | None = None,
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        chunk_cache: ChunkCache | None = None,
+    ) -> RenderResult:
+        """The whole text as one waveform; ``on_progress(done, total)`` after every chunk."""
+        params = params or RenderParams()
+        seed = params.seed if params.seed >= 0 else secrets.randbits(63)
+        start = time.perf_counter()
+        timings = Timings()
+        reports: list[ChunkReport] = []
+        pieces: list[np.ndarray] = []
+        for chunk in self.stream(text, profile, params, should_cancel=should_cancel, chunk_cache=chunk_cache,
+                                 timings=timings, seed=seed):  # fmt: skip
+            reports.append(chunk.report)
+            pieces.append(chunk.audio)
+            if on_progress is not None:
+                on_progress(len(reports), chunk.total)
+        timings.total_s = time.perf_counter() - start
+        wav = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        return RenderResult(wav, SAMPLE_RATE, reports, timings, seed)
+
+    def stream(
+        self,
+        text: str,
+        profile: VoiceProfile,
+        params: RenderParams | None = None,
+        *,
+        should_cancel: Callable[[], bool] | None = None,
+        chunk_cache: ChunkCache | None = None,
+        timings: Timings | None = None,
+        seed: int | None = None,
+        token_budget: Callable[[int], int] | None = None,
+    ) -> Iterator[RenderedChunk]:
+        """Yield rendered chunks in text order as soon as each (and all before it) is ready.
+
+        ``seed`` overrides ``params.seed`` (a render with seed -1 draws one and passes it here).
+        ``token_budget(n_phones) -> n`` is for benchmarks on random weights, which never say EOS: it
+        forces EOS after exactly n tokens through the normal stop path and turns the guards off.
+        """
+        params = params or RenderParams()
+        timings = timings if timings is not None else Timings()
+        t_start = time.perf_counter()
+        if seed is None:
+            seed = params.seed if params.seed >= 0 else secrets.randbits(63)
+        if profile.model_id and profile.model_id != self.models.model_id:
+            raise BadText("this voice was enrolled with other model weights; enroll it again")
+
+        t0 = time.perf_counter()
+        chunks = [_Chunk(report) for report in self.plan(text, profile, params)]
+        timings.frontend_s += time.perf_counter() - t0
+        for chunk in chunks:
+            chunk.seed = int(chunk.report.id[:15], 16) ^ (seed & (2**62 - 1))
+            if chunk_cache is not None:
+                cached = chunk_cache.get(chunk.report.id)
+                if cached is not None:
+                    chunk.audio = cached
+                    chunk.report.cached = True
+                    chunk.report.samples = len(cached)
+
+        todo = [c for c in chunks if c.audio is None]
+        # The first chunk goes alone so that audio starts early; the rest in batches, in text order.
+        batches = [todo[:1]] + [todo[i : i + params.batch_size] for i in range(1, len(todo), params.batch_size)]
+        ge = self._timbre(profile)
+        next_out = 0
+        for batch in batches:
+            if should_cancel is not None and should_cancel():
+                raise Cancelled("rendering was cancelled")
+            if batch:
+                self._features(batch, params, timings)
+                self._semantic_and_audio(batch, profile, params, ge, timings, token_budget)
+                if chunk_cache is not None:
+                    for chunk in batch:
+                        chunk_cache.put(chunk.report.id, chunk.audio)
+            while next_out < len(chunks) and chunks[next_out].audio is not None:
+                if timings.first_audio_s is None:
+                    timings.first_audio_s = time.perf_counter() - t_start
+                yield RenderedChunk(chunks[next_out].report, chunks[next_out].audio, len(chunks))
+                next_out += 1
+
+    # -- steps ---------------------------------------------------------------------------------------
+    def _features(self, batch: list[_Chunk], params: RenderParams, timings: Timings) -> None:
+        t0 = time.perf_counter()
+        found = text_features_many(self.models.bert, [c.report.text for c in batch], params.text_lang)
+        for chunk, features in zip(batch, found, strict=True):
+            chunk.features = features
+            chunk.report.phones = len(features.phone_ids)
+            if not features.phone_ids:
+                raise BadText(f"chunk {chunk.report.index + 1} ({chunk.report.text!r}) has nothing to read aloud")
+        timings.bert_s += time.perf_counter() - t0
+
+    @torch.inference_mode()
+    def _timbre(self, profile: VoiceProfile) -> torch.Tensor:
+        m = self.models
+        specs = [s.to(m.device, m.dtype) for s in profile.refer_specs]
+        embs = [e.to(m.device, m.dtype) for e in profile.sv_embs] if profile.sv_embs else None
+        if m.sovits.config.is_pro and embs is None:
+            raise BadText("this voice has no speaker vector; enroll it again with the v2Pro models")
+        return m.sovits.timbre(specs, embs if m.sovits.config.is_pro else None)
+
+    def _requests(self, batch: list[_Chunk], profile: VoiceProfile, caps: list[int]) -> list[T2SRequest]:
+        prompt_ids = torch.tensor(profile.prompt_phone_ids, dtype=torch.long)
+        out = []
+        for chunk, cap in zip(batch, caps, strict=True):
+            features = chunk.features
+            assert features is not None
+            phones = torch.cat([prompt_ids, torch.tensor(features.phone_ids, dtype=torch.long)])
+            bert = torch.cat([profile.prompt_bert.to(features.bert), features.bert], dim=1)
+            out.append(T2SRequest(phones, bert, profile.prompt_semantic, max_new_tokens=cap))
+        return out
+
+    @torch.inference_mode()
+    def _semantic_and_audio(self, batch: list[_Chunk], profile: VoiceProfile, params: RenderParams,
+                            ge: torch.Tensor, timings: Timings,
+                            token_budget: Callable[[int], int] | None) -> None:  # fmt: skip
+        m = self.models
+        early_stop = 50 * m.max_sec
+        options = DecodingOptions(params.top_k, params.top_p, params.temperature, params.repetition_penalty)
+        pending = list(batch)
+        tokens: dict[int, torch.Tensor] = {}
+        for attempt in range(params.max_retries + 1):
+            budgets = [token_budget(c.report.phones) for c in pending] if token_budget else None
+            caps = budgets or [guards.token_cap(c.report.phones, early_stop) for c in pending]
+            if attempt and options.top_k == 1:  # greedy decoding repeats itself: retries must sample
+                options = DecodingOptions(5, params.top_p, params.temperature, params.repetition_penalty)
+            generator = torch.Generator(device=m.device).manual_seed((pending[0].seed + attempt * 7919) % 2**63)
+            t0 = time.perf_counter()
+            hook = _force_eos_after(budgets, m.t2s.config.eos) if budgets else None
+            results = decode(m.t2s, self._requests(pending, profile, [c + 1 if budgets else c for c in caps]),
+                             options, generator, logits_hook=hook)  # fmt: skip
+            timings.t2s_s += time.perf_counter() - t0
+            retry = []
+            for chunk, result in zip(pending, results, strict=True):
+                timings.t2s_tokens += len(result.tokens)
+                verdict = guards.Verdict(None) if budgets else guards.judge(
+                    result.tokens, chunk.report.phones, result.hit_cap)
+                best = tokens.get(chunk.report.index)
+                if verdict.ok or best is None or _better(result.tokens, best):
+                    tokens[chunk.report.index] = result.tokens
+                if not verdict.ok and attempt < params.max_retries:
+                    chunk.report.problems.append(verdict.problem or "")
+                    chunk.report.retries += 1
+                    retry.append(chunk)
+            if not retry:
+                break
+            pending = retry
+
+        for chunk in batch:
+            t0 = time.perf_counter()
+            codes = tokens[chunk.report.index]
+            chunk.report.tokens = len(codes)
+            chunk.report.semantic = codes.tolist()
+            chunk.audio = self._vocode(codes, chunk, params, ge)
+            chunk.report.samples = len(chunk.audio)
+            timings.sovits_s += time.perf_counter() - t0
+
+    def _vocode(self, codes: torch.Tensor, chunk: _Chunk, params: RenderParams, ge: torch.Tensor) -> np.ndarray:
+        m = self.models
+        assert chunk.features is not None
+        generator = torch.Generator(device=m.device).manual_seed(chunk.seed)
+        phones = torch.tensor(chunk.features.phone_ids, dtype=torch.long, device=m.device)[None]
+        wav = m.sovits.decode(codes.to(m.device)[None, None], phones, None, params.noise_scale,
+                              params.speed_factor, None, generator, ge=ge)[0, 0]  # fmt: skip
+        wav = wav.float().cpu().numpy()
+        peak = float(np.abs(wav).max()) if wav.size else 0.0
+        if peak > 1.0:  # as upstream: a fragment that clips is scaled back into range
+            wav = wav / peak
+        gap = np.zeros(int(params.fragment_interval * SAMPLE_RATE), dtype=np.float32)
+        return np.concatenate([wav.astype(np.float32), gap])
+
+
+def _better(candidate: torch.Tensor, best: torch.Tensor) -> bool:
+    """Among flawed attempts keep the one with the fewest repeats (then the shorter one)."""
+    return (guards.longest_run(candidate), len(candidate)) < (guards.longest_run(best), len(best))
+
+
+def _force_eos_after(budgets: list[int], eos: int) -> LogitsHook:
+    """Benchmarks: make EOS the sure choice once a row has its budget of tokens (upstream's harness rule)."""
+    budget = torch.tensor(budgets)
+
+    def hook(logits: torch.Tensor, items: torch.Tensor, step: int) -> None:
+        done = (budget.to(items.device)[items] <= step)
+        logits[:, eos] = torch.where(done, torch.full_like(logits[:, eos], 1e4), torch.full_like(logits[:, eos], -1e4))
+
+    return hook

@@ -1,0 +1,198 @@
+"""The synthesis pipeline on tiny random models: voices, chunking, batching, caching, isolation."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from engine import guards
+from engine.errors import BadReference, BadText, Cancelled
+from engine.profile import VoiceProfile
+from engine.render import SAMPLES_PER_TOKEN, Engine, MemoryChunkCache, RenderParams
+
+DIARY = "今天早上七点起床，天气很好。我去公园跑步，跑了三公里。中午和朋友吃饭，聊了很多事情。晚上看书，然后睡觉。"
+
+
+def voiced(seconds: float, f0: float, sr: int = 32000, seed: int = 0) -> np.ndarray:
+    """A harmonic, wobbling, enveloped signal: something a voice encoder can take a timbre from."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    pitch = f0 * (1 + 0.05 * np.sin(2 * np.pi * 3 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / sr
+    wave = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * t) ** 2
+    return (0.3 * wave * envelope + 0.003 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def wav_bytes(samples: np.ndarray, sr: int = 32000, fmt: str = "WAV") -> bytes:
+    buf = io.BytesIO()
+    soundfile.write(buf, samples, sr, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    from engine.models import init_random
+
+    root = tmp_path_factory.mktemp("models-tiny")
+    init_random(root, size="tiny", version="v2", seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_models) -> Engine:
+    return Engine.load(tiny_models, device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def voice_a(engine) -> VoiceProfile:
+    return engine.enroll(wav_bytes(voiced(4.0, 140, seed=1)), "今天天气很好，我们去公园散步。", "zh")
+
+
+@pytest.fixture(scope="session")
+def voice_b(engine) -> VoiceProfile:
+    return engine.enroll(wav_bytes(voiced(5.0, 220, seed=2), 44100 // 1, "FLAC") if False else
+                         wav_bytes(voiced(5.0, 220, sr=44100, seed=2), 44100, "FLAC"), "我喜欢在晚上写日记。", "zh")
+
+
+def test_profile_survives_serialisation(voice_a):
+    again = VoiceProfile.from_bytes(voice_a.to_bytes())
+    assert torch.equal(again.prompt_semantic, voice_a.prompt_semantic)
+    assert again.prompt_phone_ids == voice_a.prompt_phone_ids
+    assert torch.equal(again.refer_specs[0], voice_a.refer_specs[0])
+    assert torch.equal(again.prompt_bert, voice_a.prompt_bert)
+    assert again.prompt_text == voice_a.prompt_text and again.model_id == voice_a.model_id
+
+
+def test_profile_bytes_that_are_not_a_profile_are_refused():
+    with pytest.raises(BadReference, match="not a voice profile"):
+        VoiceProfile.from_bytes(b"\x00" * 64)
+
+
+@pytest.mark.parametrize(
+    ("audio", "message"),
+    [
+        (wav_bytes(voiced(2.0, 150)), "between 3 and 10 s"),
+        (wav_bytes(voiced(11.0, 150)), "between 3 and 10 s"),
+        (wav_bytes(np.zeros(32000 * 4, np.float32)), "silent"),
+        (b"this is not audio at all" * 100, "could not read"),
+    ],
+)
+def test_bad_reference_is_refused_with_a_clear_message(engine, audio, message):
+    with pytest.raises(BadReference, match=message):
+        engine.enroll(audio, "今天天气很好。", "zh")
+
+
+def test_empty_transcript_is_refused(engine):
+    with pytest.raises(BadReference, match="transcript is empty"):
+        engine.enroll(wav_bytes(voiced(4.0, 140)), "  ", "zh")
+
+
+def test_output_length_and_rate_follow_the_tokens(engine, voice_a):
+    params = RenderParams(seed=7, fragment_interval=0.3)
+    result = engine.render(DIARY, voice_a, params)
+    assert result.sample_rate == 32000
+    assert result.audio.dtype == np.float32
+    gap = int(0.3 * 32000)
+    assert len(result.audio) == sum(c.tokens * SAMPLES_PER_TOKEN + gap for c in result.chunks)
+    assert [c.index for c in result.chunks] == list(range(len(result.chunks)))
+    assert len(result.chunks) > 1
+    assert np.abs(result.audio).max() <= 1.0
+
+
+def test_same_seed_gives_the_same_audio_and_another_seed_does_not(engine, voice_a):
+    params = RenderParams(seed=11, top_k=15, noise_scale=0.5)
+    first = engine.render(DIARY, voice_a, params)
+    second = engine.render(DIARY, voice_a, params)
+    other = engine.render(DIARY, voice_a, params.model_copy(update={"seed": 12}))
+    assert np.array_equal(first.audio, second.audio)
+    assert not np.array_equal(first.audio, other.audio)
+
+
+def test_greedy_batched_rendering_equals_one_by_one_and_keeps_order(engine, voice_a):
+    greedy = RenderParams(top_k=1, noise_scale=0.0, seed=3)
+    alone = engine.render(DIARY, voice_a, greedy.model_copy(update={"batch_size": 1}))
+    batched = engine.render(DIARY, voice_a, greedy.model_copy(update={"batch_size": 4}))
+    assert [c.text for c in batched.chunks] == [c.text for c in alone.chunks]
+    assert [c.semantic for c in batched.chunks] == [c.semantic for c in alone.chunks]
+    assert np.array_equal(batched.audio, alone.audio)
+
+
+def test_edited_diary_resynthesises_only_changed_chunks(engine, voice_a):
+    cache = MemoryChunkCache()
+    params = RenderParams(seed=5)
+    first = engine.render(DIARY, voice_a, params, chunk_cache=cache)
+    assert first.synthesised == len(first.chunks)
+    edited = DIARY.replace("跑了三公里", "跑了五公里")
+    second = engine.render(edited, voice_a, params, chunk_cache=cache)
+    assert second.synthesised == 1
+    changed = [c for c in second.chunks if not c.cached]
+    assert "五公里" in changed[0].text
+    # unchanged chunks reuse the exact audio rendered the first time
+    by_text = {c.text: c for c in first.chunks}
+    assert all(by_text[c.text].id == c.id for c in second.chunks if c.cached)
+
+
+def test_interleaved_voices_do_not_affect_each_other(engine, voice_a, voice_b):
+    params = RenderParams(seed=9, top_k=15)
+    alone_a = engine.render(DIARY, voice_a, params).audio
+    alone_b = engine.render(DIARY[:30], voice_b, params).audio
+    stream_a = engine.stream(DIARY, voice_a, params)
+    stream_b = engine.stream(DIARY[:30], voice_b, params)
+    parts_a, parts_b = [], []
+    for a, b in zip(stream_a, stream_b, strict=False):
+        parts_a.append(a.audio)
+        parts_b.append(b.audio)
+    parts_a += [c.audio for c in stream_a]
+    parts_b += [c.audio for c in stream_b]
+    assert np.array_equal(np.concatenate(parts_a), alone_a)
+    assert np.array_equal(np.concatenate(parts_b), alone_b)
+
+
+def test_stream_yields_chunks_in_order_with_progress(engine, voice_a):
+    seen = []
+    result = engine.render(DIARY, voice_a, RenderParams(seed=1, batch_size=2),
+                           on_progress=lambda done, total: seen.append((done, total)))
+    total = len(result.chunks)
+    assert seen == [(i, total) for i in range(1, total + 1)]
+    assert result.timings.first_audio_s is not None and result.timings.first_audio_s <= result.timings.total_s
+
+
+def test_cancel_stops_between_chunks(engine, voice_a):
+    calls = {"n": 0}
+
+    def should_cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    with pytest.raises(Cancelled):
+        engine.render(DIARY, voice_a, RenderParams(seed=1, batch_size=1), should_cancel=should_cancel)
+
+
+def test_runaway_chunks_are_retried_and_reported(engine, voice_a):
+    # Random weights never say EOS: every chunk runs into its cap, is retried, and the report says so.
+    result = engine.render("今天天气很好。", voice_a, RenderParams(seed=1, max_retries=2))
+    chunk = result.chunks[0]
+    assert chunk.retries == 2
+    assert chunk.problems[:2] == ["runaway", "runaway"]
+    assert chunk.tokens <= guards.token_cap(chunk.phones, 50 * engine.models.max_sec)
+
+
+def test_text_with_nothing_to_say_is_refused(engine, voice_a):
+    with pytest.raises(BadText):
+        engine.render("……！！", voice_a)
+
+
+def test_guard_verdicts():
+    speech = torch.tensor([5, 9, 14, 2, 77, 31, 8, 5, 60, 12] * 3)
+    assert guards.judge(speech, n_phones=12, hit_cap=False).ok
+    assert guards.judge(speech, n_phones=12, hit_cap=True).problem == "runaway"
+    assert guards.judge(speech[:5], n_phones=40, hit_cap=False).problem == "empty"
+    assert guards.judge(torch.full((40,), 486), n_phones=12, hit_cap=False).problem == "repeated"
+    assert guards.judge(torch.tensor([1, 2, 3] * 10), n_phones=12, hit_cap=False).problem == "repeated"
+    assert guards.token_cap(10, early_stop_num=2700) == 65
+    assert guards.token_cap(1000, early_stop_num=2700) == 2700
