@@ -57,15 +57,15 @@ class DecodingOptions:
 
 
 class KVCache:
-    """Keys and values of every layer in preallocated buffers [layers, rows, heads, capacity, head_dim].
+    """Keys and values of every layer in one preallocated buffer
+    ``kv`` [layers, 2 (k, v), rows, heads, capacity, head_dim], written in place, never concatenated.
 
     All rows share one write position (``length``). Rows whose prefix is shorter are left-padded: their
-    first columns hold nothing, and ``pad_bias`` (additive, -inf there) keeps every query off them.
+    first columns hold zeros, and ``pad_bias`` (additive, -inf there) keeps every query off them.
     """
 
-    def __init__(self, k: Tensor, v: Tensor, pad_bias: Tensor | None = None, length: int = 0) -> None:
-        self.k = k
-        self.v = v
+    def __init__(self, kv: Tensor, pad_bias: Tensor | None = None, length: int = 0) -> None:
+        self.kv = kv
         self.pad_bias = pad_bias  # [rows, 1, 1, capacity] or None when no row is padded
         self.length = length
 
@@ -73,30 +73,29 @@ class KVCache:
     def allocate(
         cls, config: T2SConfig, rows: int, capacity: int, device: torch.device, dtype: torch.dtype
     ) -> KVCache:
-        shape = (config.num_layers, rows, config.num_heads, capacity, config.head_dim)
-        return cls(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype))
+        shape = (config.num_layers, 2, rows, config.num_heads, capacity, config.head_dim)
+        return cls(torch.empty(shape, device=device, dtype=dtype))
 
     @property
     def rows(self) -> int:
-        return self.k.shape[1]
+        return self.kv.shape[2]
 
     @property
     def capacity(self) -> int:
-        return self.k.shape[3]
+        return self.kv.shape[4]
 
-    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store ``k``/``v`` [rows, heads, T, head_dim] after the cached ones; return all so far."""
-        end = self.length + k.shape[2]
-        self.k[layer, :, :, self.length : end] = k
-        self.v[layer, :, :, self.length : end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+    def append(self, layer: int, kv: Tensor) -> tuple[Tensor, Tensor]:
+        """Store ``kv`` [2, rows, heads, T, head_dim] after the cached entries; return all keys, values."""
+        end = self.length + kv.shape[3]
+        self.kv[layer, :, :, :, self.length : end] = kv
+        return self.kv[layer, 0, :, :, :end], self.kv[layer, 1, :, :, :end]
 
     def advance(self, steps: int) -> None:
         self.length += steps
 
     def row(self, index: int, offset: int) -> KVCache:
         """A view of one row whose columns start at ``offset``: writing to it fills this cache."""
-        return KVCache(self.k[:, index : index + 1, :, offset:], self.v[:, index : index + 1, :, offset:])
+        return KVCache(self.kv[:, :, index : index + 1, :, offset:])
 
     def pad_left(self, offsets: Sequence[int]) -> None:
         """Mark the first ``offsets[i]`` columns of row ``i`` as padding."""
@@ -105,11 +104,10 @@ class KVCache:
             return
         for row, offset in enumerate(offsets):
             # Masked keys still enter q.k: garbage NaN/inf there would survive the -inf bias.
-            self.k[:, row, :, :offset] = 0
-            self.v[:, row, :, :offset] = 0
-        columns = torch.arange(self.capacity, device=self.k.device)
-        starts = torch.tensor(offsets, device=self.k.device)[:, None]
-        bias = torch.zeros(self.rows, self.capacity, device=self.k.device, dtype=self.k.dtype)
+            self.kv[:, :, row, :, :offset] = 0
+        columns = torch.arange(self.capacity, device=self.kv.device)
+        starts = torch.tensor(offsets, device=self.kv.device)[:, None]
+        bias = torch.zeros(self.rows, self.capacity, device=self.kv.device, dtype=self.kv.dtype)
         self.pad_bias = bias.masked_fill_(columns[None, :] < starts, float("-inf"))[:, None, None, :]
 
     def step_mask(self) -> Tensor | None:
@@ -121,20 +119,28 @@ class KVCache:
         if length <= self.capacity:
             return
         capacity = max(length, 2 * self.capacity, CACHE_CHUNK)
-        for name in ("k", "v"):
-            old = getattr(self, name)
-            new = old.new_empty(*old.shape[:3], capacity, old.shape[4])
-            new[:, :, :, : self.length] = old[:, :, :, : self.length]
-            setattr(self, name, new)
+        shape = list(self.kv.shape)
+        shape[4] = capacity
+        grown = self.kv.new_empty(shape)
+        grown[:, :, :, :, : self.length] = self.kv[:, :, :, :, : self.length]
+        self.kv = grown
         if self.pad_bias is not None:
             self.pad_bias = F.pad(self.pad_bias, (0, capacity - self.pad_bias.shape[-1]))
 
-    def keep(self, rows: Tensor) -> None:
-        """Keep only ``rows`` (ascending indices; order is preserved, as upstream's index_select)."""
-        self.k = self.k[:, rows]
-        self.v = self.v[:, rows]
+    def keep(self, rows: Sequence[int]) -> None:
+        """Keep only ``rows`` (ascending; order is preserved, as upstream's index_select).
+
+        Kept rows slide down in place over the used columns only: no reallocation, and a row is
+        copied only if a row before it left.
+        """
+        for new, old in enumerate(rows):
+            if new != old:
+                self.kv[:, :, new, :, : self.length] = self.kv[:, :, old, :, : self.length]
+                if self.pad_bias is not None:
+                    self.pad_bias[new] = self.pad_bias[old]
+        self.kv = self.kv[:, :, : len(rows)]
         if self.pad_bias is not None:
-            self.pad_bias = self.pad_bias[rows]
+            self.pad_bias = self.pad_bias[: len(rows)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,11 +312,11 @@ def decode(
                 item = int(items[row])
                 hit_cap = bool(stopped_cap[row])
                 count = step + 1 if hit_cap else step
-                results[item] = T2SResult(out[item, :count].cpu(), hit_cap, recorded[item])
+                results[item] = T2SResult(out[item, :count].clone().cpu(), hit_cap, recorded[item])
             keep = (~stopped).nonzero().flatten()
             if keep.numel() == 0:
                 break
-            cache.keep(keep)
+            cache.keep(keep.tolist())
             items, positions, cap, seen, sample = items[keep], positions[keep], cap[keep], seen[keep], sample[keep]
         seen.scatter_(1, sample[:, None], True)
         cache.reserve(cache.length + 1)

@@ -147,9 +147,9 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor, cache: KVCache, layer: int, mask: Tensor | None) -> Tensor:
         batch, length, dim = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = qkv.view(batch, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        keys, values = cache.append(layer, k, v)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        qkv = qkv.view(batch, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        keys, values = cache.append(layer, qkv[1:])
+        out = F.scaled_dot_product_attention(qkv[0], keys, values, attn_mask=mask)
         return self.out_proj(out.transpose(1, 2).reshape(batch, length, dim))
 
 

@@ -162,9 +162,9 @@ def test_padding_columns_of_the_cache_hold_finite_values():
     from engine.decoding import KVCache
 
     cache = KVCache.allocate(SMALL, rows=2, capacity=16, device=torch.device("cpu"), dtype=torch.float32)
-    cache.k.fill_(float("nan"))
-    cache.v.fill_(float("inf"))
+    cache.kv[:, 0].fill_(float("nan"))
+    cache.kv[:, 1].fill_(float("inf"))
     cache.pad_left([5, 0])
-    assert torch.isfinite(cache.k[:, 0, :, :5]).all() and torch.isfinite(cache.v[:, 0, :, :5]).all()
+    assert torch.isfinite(cache.kv[:, :, 0, :, :5]).all()
     assert torch.isinf(cache.pad_bias[0, 0, 0, :5]).all() and (cache.pad_bias[0, 0, 0, 5:] == 0).all()
     assert (cache.pad_bias[1] == 0).all()
