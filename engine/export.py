@@ -23,6 +23,7 @@ from engine.watermark.labels import AigcLabel
 from engine.watermark.pattern import resample
 
 FORMATS = ("wav", "flac", "ogg", "mp3")
+C2PA_FORMATS = ("wav", "flac", "mp3")  # what the C2PA SDK embeds into; Ogg files go unsigned
 PEAK_DBFS = -1.0
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
@@ -36,8 +37,8 @@ def export_audio(audio: np.ndarray, sample_rate: int, fmt: str, *, loudness_lufs
     ``keyring`` and ``payload`` together turn the watermark on (the keyring's primary key marks);
     without a keyring the audio is not marked, which only tests that study raw output should do.
     ``label`` is the AIGC label to write, or a job id to build the default one from. The label's
-    keyed hash (ReservedCode1) needs the keyring too. ``c2pa_signer`` (engine.watermark.c2pa.Signer)
-    adds a signed C2PA manifest last.
+    keyed hash (ReservedCode1) needs the keyring too. ``c2pa_signer`` (engine.watermark.c2pa.Signer,
+    see ``load_signer``) adds a signed C2PA manifest last, to WAV, FLAC and MP3.
     """
     fmt = fmt.lower()
     if fmt not in FORMATS:
@@ -54,15 +55,16 @@ def export_audio(audio: np.ndarray, sample_rate: int, fmt: str, *, loudness_lufs
             raise EngineError("watermarking needs a payload (the job's mark)")
         x = embed(x, sample_rate, keyring.primary, payload)
     data = encode(x, sample_rate, fmt)
+    aigc = None
     if label is not None:
         aigc = label if isinstance(label, AigcLabel) else AigcLabel(produce_id=str(label))
         if keyring is not None:
             aigc = aigc.signed(keyring.primary, metadata.content_digest(data))
         data = metadata.write_label(data, aigc)
-    if c2pa_signer is not None:
+    if c2pa_signer is not None and fmt in C2PA_FORMATS:
         from engine.watermark import c2pa
 
-        data = c2pa.sign(data, c2pa_signer, watermarked=keyring is not None)
+        data = c2pa.sign(data, c2pa_signer, key_id=keyring.primary.id if keyring is not None else None, label=aigc)
     return data
 
 

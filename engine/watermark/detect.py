@@ -24,6 +24,7 @@ from engine.watermark.pattern import DEFAULT_PARAMS, MarkParams, Pattern, cell_v
 from engine.watermark.payload import MAC_BYTES, open_sealed
 
 FALSE_POSITIVE_RATE = 1e-6  # per file, for the presence decision
+MAX_SECONDS = 1800.0  # the mark repeats every 8 s: half an hour is plenty to look at
 WINDOW_BLOCKS = 2  # windows of two blocks (16 s) every block (8 s) ...
 FULL_CANDIDATES = 4  # ... after decoding this many alignments of the whole file
 WINDOW_CANDIDATES = 2  # and this many of each window
@@ -52,8 +53,6 @@ class _Candidate:
     z: float
     phase: int
     offset: int
-    start: int  # first frame of the segment (per phase)
-    stop: int
 
 
 def detect(audio: np.ndarray, sample_rate: int, keys: Keyring | WatermarkKey | list[WatermarkKey],
@@ -62,32 +61,27 @@ def detect(audio: np.ndarray, sample_rate: int, keys: Keyring | WatermarkKey | l
     key_list = _key_list(keys)
     x = np.asarray(audio, dtype=np.float64)
     mono = x if x.ndim == 1 else x.mean(axis=1)
-    y16 = resample(mono, sample_rate, params.rate)
-    hop = params.frame // params.phases
-    values = cell_values(y16, params, hop)
-    per_phase = [values[p::params.phases] for p in range(params.phases)]
-    n_frames = min((v.shape[0] for v in per_phase), default=0)
-    segments = _segments(n_frames, params)
-    tests = len(key_list) * len(segments) * params.block_frames * params.phases
+    mono = mono[: int(MAX_SECONDS * sample_rate)]
+    blocks = _block_folds(resample(mono, sample_rate, params.rate), params)
+    n_windows = blocks.shape[1] - WINDOW_BLOCKS + 1 if blocks.shape[1] > 3 else 0
+    tests = len(key_list) * (1 + n_windows) * params.block_frames * params.phases
     mac_budget = len(key_list) * MAX_CANDIDATES * 2.0 ** (-8 * MAC_BYTES)
-    alpha = FALSE_POSITIVE_RATE - mac_budget
-    z_threshold = math.sqrt(2 * math.log(tests / alpha))
+    z_threshold = math.sqrt(2 * math.log(tests / (FALSE_POSITIVE_RATE - mac_budget)))
 
-    best_z, best_key, best_cand = -math.inf, None, None
+    best: tuple[float, WatermarkKey | None, _Candidate | None] = (-math.inf, None, None)
     for key in key_list:
-        pattern = keyed_pattern(key, params)
-        found, z_max, cand = _search_key(per_phase, segments, pattern, key, params)
-        if z_max > best_z:
-            best_z, best_key, best_cand = z_max, key, cand
-        if found is not None:
-            payload, cand = found
-            return Detection(True, max(z_max, cand.z), payload, True, key.id,
-                             min(1.0, mac_budget), z_threshold, _offset_s(cand, params))
-    z = best_z if math.isfinite(best_z) else 0.0
-    bound = min(1.0, mac_budget + tests * math.exp(-z * z / 2))
+        payload, z_max, cand = _search_key(blocks, n_windows, keyed_pattern(key, params), key, params)
+        if payload is not None:
+            return Detection(True, z_max, payload, True, key.id, min(1.0, mac_budget), z_threshold,
+                             _offset_s(cand, params))
+        if z_max > best[0]:
+            best = (z_max, key, cand)
+    z, key, cand = best
+    z = z if math.isfinite(z) else 0.0
     present = z >= z_threshold
-    return Detection(present, z, None, False, best_key.id if (present and best_key) else None, bound, z_threshold,
-                     _offset_s(best_cand, params) if (present and best_cand) else None)
+    return Detection(present, z, None, False, key.id if present and key else None,
+                     min(1.0, mac_budget + tests * math.exp(-z * z / 2)), z_threshold,
+                     _offset_s(cand, params) if present and cand else None)
 
 
 def _key_list(keys: Keyring | WatermarkKey | list[WatermarkKey]) -> list[WatermarkKey]:
@@ -98,60 +92,66 @@ def _key_list(keys: Keyring | WatermarkKey | list[WatermarkKey]) -> list[Waterma
     return list(keys)
 
 
-def _segments(n_frames: int, params: MarkParams) -> list[tuple[int, int]]:
-    """The whole input first, then windows of two blocks every block (only for inputs longer than 3)."""
-    tb = params.block_frames
-    segments = [(0, n_frames)]
-    if n_frames > 3 * tb:
-        length = WINDOW_BLOCKS * tb
-        segments += [(s, s + length) for s in range(0, n_frames - length + 1, tb)]
-    return segments
+def _block_folds(y16: np.ndarray, params: MarkParams) -> np.ndarray:
+    """(phases, blocks, block_frames, n_groups): cell values per block, frame t at index t mod block.
 
-
-def _fold(values: np.ndarray, start: int, stop: int, block: int) -> np.ndarray:
-    """Sum the cell values of frames start..stop onto one block (index = frame mod block)."""
-    part = values[start:stop]
-    lead = start % block  # keep frame t at index t mod block whatever the segment's start
-    tail = (-(lead + part.shape[0])) % block
-    part = np.pad(part, ((lead, tail), (0, 0)))
-    return part.reshape(-1, block, part.shape[1]).sum(axis=0)
+    Phase p reads frames starting at p * frame / phases + t * frame. Summing consecutive blocks folds
+    any block-aligned segment onto one period.
+    """
+    n, tb = params.frame, params.block_frames
+    hop = n // params.phases
+    per_phase = [cell_values(y16[p * hop:], params, n).astype(np.float32) for p in range(params.phases)]
+    n_frames = min(v.shape[0] for v in per_phase)
+    n_blocks = max(1, -(-n_frames // tb))
+    out = np.zeros((params.phases, n_blocks * tb, params.n_groups), dtype=np.float32)
+    for p, v in enumerate(per_phase):
+        out[p, :n_frames] = v[:n_frames]
+    return out.reshape(params.phases, n_blocks, tb, params.n_groups)
 
 
 def _pilot_z(folded: np.ndarray, pattern: Pattern) -> np.ndarray:
-    """(phases, block) Z of the pilots for every block offset, by circular correlation (FFT over time)."""
+    """(..., block) Z of the pilots for every block offset, by circular correlation (FFT over time)."""
     pilot = pattern.pilot.astype(np.float64)
     a = np.fft.rfft(pattern.chip * pilot, axis=0)
     m = np.fft.rfft(pilot, axis=0)
-    f = np.fft.rfft(folded, axis=1)
-    f2 = np.fft.rfft(folded**2, axis=1)
-    n = folded.shape[1]
-    corr = np.fft.irfft((a[None] * np.conj(f)).sum(axis=2), n, axis=1)
-    energy = np.fft.irfft((m[None] * np.conj(f2)).sum(axis=2), n, axis=1)
+    f = np.fft.rfft(folded, axis=-2)
+    f2 = np.fft.rfft(folded.astype(np.float64) ** 2, axis=-2)
+    n = folded.shape[-2]
+    corr = np.fft.irfft((a * np.conj(f)).sum(axis=-1), n, axis=-1)
+    energy = np.fft.irfft((m * np.conj(f2)).sum(axis=-1), n, axis=-1)
     return corr / np.sqrt(np.maximum(energy, 1e-9))
 
 
-def _search_key(per_phase: list[np.ndarray], segments: list[tuple[int, int]], pattern: Pattern,
-                key: WatermarkKey, params: MarkParams) -> tuple[tuple[bytes, _Candidate] | None, float, _Candidate | None]:
-    tb = params.block_frames
-    z_max, z_best = -math.inf, None
-    decoded = 0
-    for index, (start, stop) in enumerate(segments):
-        folded = np.stack([_fold(v, start, stop, tb) for v in per_phase])
-        z = _pilot_z(folded, pattern)
-        order = np.argsort(z, axis=None)[::-1]
-        if z.size and z.flat[order[0]] > z_max:
-            p, o = np.unravel_index(order[0], z.shape)
-            z_max, z_best = float(z.flat[order[0]]), _Candidate(float(z.flat[order[0]]), int(p), int(o), start, stop)
-        quota = FULL_CANDIDATES if index == 0 else WINDOW_CANDIDATES
-        for flat in order[:quota]:
-            if decoded >= MAX_CANDIDATES:
-                return None, z_max, z_best
-            p, o = np.unravel_index(flat, z.shape)
-            decoded += 1
-            payload = _decode(folded[p], int(o), pattern, key, params)
-            if payload is not None:
-                return (payload, _Candidate(float(z[p, o]), int(p), int(o), start, stop)), z_max, z_best
-    return None, z_max, z_best
+def _search_key(blocks: np.ndarray, n_windows: int, pattern: Pattern, key: WatermarkKey,
+                params: MarkParams) -> tuple[bytes | None, float, _Candidate | None]:
+    """Decode the best alignments of the whole input, then of each window; stop at a verified payload."""
+    full = blocks.sum(axis=1)
+    z_full = _pilot_z(full, pattern)  # (phases, block)
+    cands = [(float(z_full[p, o]), int(p), int(o), -1) for p, o in _top(z_full, FULL_CANDIDATES)]
+    z_max = float(z_full.max())
+    window_cands = []
+    if n_windows:
+        windows = np.stack([blocks[:, w:w + WINDOW_BLOCKS].sum(axis=1) for w in range(n_windows)], axis=1)
+        z_win = _pilot_z(windows, pattern)  # (phases, windows, block)
+        z_max = max(z_max, float(z_win.max()))
+        for w in range(n_windows):
+            window_cands += [(float(z_win[p, w, o]), int(p), int(o), w)
+                             for p, o in _top(z_win[:, w], WINDOW_CANDIDATES)]
+    cands += sorted(window_cands, reverse=True)
+    best = max(cands, default=None)
+    best_cand = _Candidate(best[0], best[1], best[2]) if best else None
+    for z, p, o, w in cands[:MAX_CANDIDATES]:
+        folded = full[p] if w < 0 else blocks[p, w:w + WINDOW_BLOCKS].sum(axis=0)
+        payload = _decode(folded, o, pattern, key, params)
+        if payload is not None:
+            return payload, z_max, _Candidate(z, p, o)
+    return None, z_max, best_cand
+
+
+def _top(z: np.ndarray, k: int) -> list[tuple[int, int]]:
+    """Indices (phase, offset) of the k largest entries of a (phases, block) array."""
+    flat = np.argsort(z, axis=None)[::-1][:k]
+    return [tuple(int(i) for i in np.unravel_index(f, z.shape)) for f in flat]
 
 
 def _decode(folded: np.ndarray, offset: int, pattern: Pattern, key: WatermarkKey,

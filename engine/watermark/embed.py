@@ -23,7 +23,23 @@ def embed(audio: np.ndarray, sample_rate: int, key: WatermarkKey, payload: bytes
     x = np.asarray(audio, dtype=np.float64)
     mono = x if x.ndim == 1 else x.mean(axis=1)
     signs = cell_signs(key, payload, params)
-    delta16 = mark_signal(resample(mono, sample_rate, params.rate), signs, params)
+    x16 = resample(mono, sample_rate, params.rate)
+    delta16 = mark_signal(x16, signs, params, params.strength)
+    # Hold the mark's SNR near the target: voices whose spectra give the law less room get more
+    # strength, within bounds, so quality and robustness depend less on the voice.
+    power = float(np.mean(mono**2)) if mono.size else 0.0
+    lo, hi = (params.strength * s for s in params.strength_scale)
+    strength = params.strength
+    for _ in range(2):  # the law is slightly super-linear in strength: two corrections suffice
+        mark_power = float(np.mean(delta16**2)) if delta16.size else 0.0
+        if power <= 0 or mark_power <= 0:
+            break
+        snr = 10 * np.log10(power / mark_power)
+        new = float(np.clip(strength * 10 ** ((snr - params.target_snr_db) / 20), lo, hi))
+        if abs(new / strength - 1) < 0.02:
+            break
+        strength = new
+        delta16 = mark_signal(x16, signs, params, strength)
     delta = resample(delta16, params.rate, sample_rate)
     delta = np.pad(delta, (0, max(0, mono.size - delta.size)))[: mono.size]
     y = x + (delta if x.ndim == 1 else delta[:, None])
@@ -41,7 +57,7 @@ def cell_signs(key: WatermarkKey, payload: bytes, params: MarkParams = DEFAULT_P
     return pattern.chip * bit_sign
 
 
-def mark_signal(x16: np.ndarray, signs: np.ndarray, params: MarkParams) -> np.ndarray:
+def mark_signal(x16: np.ndarray, signs: np.ndarray, params: MarkParams, strength: float) -> np.ndarray:
     """The difference signal (16 kHz) that applies the cell gains to ``x16``."""
     n = params.frame
     hop = n // params.embed_hop_div
@@ -60,7 +76,7 @@ def mark_signal(x16: np.ndarray, signs: np.ndarray, params: MarkParams) -> np.nd
     mag = np.abs(spec[:, band])
     loudest = mag.max(axis=1, keepdims=True)
     boost = np.minimum((loudest / np.maximum(mag, 1e-12)) ** params.masking_exponent, params.max_boost)
-    gain = params.strength * boost * np.repeat(frame_signs, params.group, axis=1)
+    gain = strength * boost * np.repeat(frame_signs, params.group, axis=1)
     delta_spec = np.zeros_like(spec)
     delta_spec[:, band] = spec[:, band] * np.expm1(gain)
     pieces = np.fft.irfft(delta_spec, n, axis=1) * window

@@ -49,7 +49,7 @@ def write_label(data: bytes, label: AigcLabel) -> bytes:
         except ID3NoHeaderError:
             tags = ID3()
         tags.delall(f"TXXX:{TAG}")
-        tags.add(TXXX(encoding=3, desc=TAG, text=[text]))
+        tags.add(TXXX(encoding=0, desc=TAG, text=[text]))  # the JSON is ASCII: plain bytes in v2.3
         buf.seek(0)
         tags.save(buf, v2_version=3)
         return buf.getvalue()

@@ -33,7 +33,9 @@ class MarkParams:
     n_groups: int = 107  # up to bin 224 (7 kHz)
     block_frames: int = 256  # 8.2 s period
     pilot_fraction: float = 0.2
-    strength: float = 0.021  # log-gain of a cell as loud as its frame's loudest
+    strength: float = 0.021  # log-gain of a cell as loud as its frame's loudest, ...
+    target_snr_db: float = 29.5  # ... scaled (within strength_scale) so the mark sits this far down
+    strength_scale: tuple[float, float] = (0.5, 2.0)
     masking_exponent: float = 0.7  # quieter cells get a larger relative gain, ...
     max_boost: float = 30.0  # ... at most this many times the strength
     embed_hop_div: int = 4  # embedding STFT hop = frame / 4, so cells cross-fade smoothly

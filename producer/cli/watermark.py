@@ -1,9 +1,143 @@
-"""`echodiary` commands: watermark."""
+"""`echodiary watermark ...`: was a file made here, and for which job? Mark files, manage keys.
+
+The keys live in the server's data folder (``ECHODIARY_DATA_DIR``), made on first use; every
+active key is tried when detecting, so files marked before a key rotation are still found.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+watermark_app = typer.Typer(help="Find or add this server's audio watermark; manage its keys.",
+                            no_args_is_help=True)
+
+
+def _keyring():  # noqa: ANN202 - engine.watermark.Keyring
+    from engine.watermark import load_keyring
+    from shared.settings import get_settings
+
+    return load_keyring(get_settings().data_dir)
+
+
+def read_audio(path: Path) -> tuple[object, int]:
+    """Samples and rate of any file soundfile reads, or (with ffmpeg installed) anything ffmpeg reads."""
+    import io
+    import shutil
+    import subprocess
+
+    import soundfile as sf
+
+    try:
+        return sf.read(path, dtype="float32", always_2d=False)
+    except (sf.LibsndfileError, RuntimeError):
+        if shutil.which("ffmpeg") is None:
+            raise
+    done = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "wav", "-c:a", "pcm_f32le", "-"],
+                          capture_output=True)
+    if done.returncode != 0:
+        raise ValueError("neither soundfile nor ffmpeg can decode it")
+    return sf.read(io.BytesIO(done.stdout), dtype="float32", always_2d=False)
+
+
+def report_file(path: Path, keyring: object) -> dict:
+    """Detection result and AIGC label of one file, as the JSON the command prints."""
+    from engine.export import read_label, verify_label
+    from engine.watermark import detect
+
+    samples, rate = read_audio(path)
+    found = detect(samples, rate, keyring).to_dict()
+    data = path.read_bytes()
+    label = read_label(data)
+    found["label"] = label.fields() if label else None
+    found["label_verified"] = verify_label(data, keyring) if label else None
+    return {"file": str(path), **found}
+
+
+@watermark_app.command("detect")
+def detect_cmd(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="Audio files to check."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per file, one per line."),
+) -> None:
+    """Look for this server's watermark (and AIGC label) in each file."""
+    keyring = _keyring()
+    failed = False
+    for path in files:
+        try:
+            result = report_file(path, keyring)
+        except Exception as exc:  # one unreadable file must not hide the others' answers
+            failed = True
+            result = {"file": str(path), "error": f"cannot read this file as audio: {exc}"}
+        if as_json:
+            typer.echo(json.dumps(result))
+        elif "error" in result:
+            typer.echo(f"{path}: {result['error']}", err=True)
+        else:
+            typer.echo(_describe(result))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _describe(r: dict) -> str:
+    if r["mac_ok"]:
+        head = (f"marked by this server: payload {r['payload']} (key {r['key_id']}, z = {r['z']:.1f}, "
+                f"false-positive probability <= {r['false_positive_bound']:.1e})")
+    elif r["present"]:
+        head = (f"marked by this server, payload unreadable (z = {r['z']:.1f} >= {r['z_threshold']:.1f}, "
+                f"false-positive probability <= {r['false_positive_bound']:.1e})")
+    else:
+        head = f"no mark of this server found (z = {r['z']:.1f} < {r['z_threshold']:.1f})"
+    if r["label"]:
+        state = "verified" if r["label_verified"] else "NOT verified by our keys"
+        head += f"; AIGC label ProduceID={r['label']['ProduceID']} ({state})"
+    return f"{r['file']}: {head}"
+
+
+@watermark_app.command("embed")
+def embed_cmd(
+    source: Path = typer.Argument(..., exists=True, dir_okay=False, help="Audio file to mark."),
+    target: Path = typer.Argument(..., help="Output file; .wav, .flac, .ogg (Opus) or .mp3."),
+    payload: str = typer.Option(..., "--payload", help="Up to 12 hex digits (48 bits), e.g. a job's mark."),
+) -> None:
+    """Mark an existing file with the server's primary key (levels are left as they are)."""
+    from engine.export import FORMATS, encode
+    from engine.watermark import embed
+
+    fmt = target.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        typer.echo(f"the output must end in one of {', '.join('.' + f for f in FORMATS)}", err=True)
+        raise typer.Exit(2)
+    try:
+        value = int(payload, 16)
+        if len(payload.removeprefix("0x")) > 12 or value < 0:
+            raise ValueError
+    except ValueError:
+        typer.echo(f"--payload must be at most 12 hex digits, not {payload!r}", err=True)
+        raise typer.Exit(2) from None
+    samples, rate = read_audio(source)
+    marked = embed(samples, rate, _keyring().primary, value.to_bytes(6, "big"))
+    target.write_bytes(encode(marked, rate, fmt))
+    typer.echo(f"{target}: marked with payload {value:012x}")
+
+
+@watermark_app.command("keys")
+def keys_cmd() -> None:
+    """List the watermark keys (ids only; the secrets stay in the data folder)."""
+    ring = _keyring()
+    for key in ring.keys:
+        role = "primary" if key.id == ring.primary_id else ("active" if key.active else "retired")
+        typer.echo(f"{key.id}  {role:8s} created {key.created}")
+
+
+@watermark_app.command("rotate")
+def rotate_cmd() -> None:
+    """Make a new primary key; older keys stay active for detection."""
+    key = _keyring().rotate()
+    typer.echo(f"new primary watermark key {key.id}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
+    app.add_typer(watermark_app, name="watermark")
