@@ -168,3 +168,16 @@ def test_padding_columns_of_the_cache_hold_finite_values():
     assert torch.isfinite(cache.kv[:, :, 0, :, :5]).all()
     assert torch.isinf(cache.pad_bias[0, 0, 0, :5]).all() and (cache.pad_bias[0, 0, 0, 5:] == 0).all()
     assert (cache.pad_bias[1] == 0).all()
+
+
+def test_random_model_written_as_official_file_loads_back_strictly(tmp_path):
+    from engine.checkpoints import save_t2s_checkpoint
+
+    config = T2SConfig.tiny()
+    weights = random_t2s_weights(config, seed=4)
+    save_t2s_checkpoint(tmp_path / "s1.ckpt", weights, config.checkpoint_config(), "GPT-e1")
+    ckpt = load_t2s_checkpoint(tmp_path / "s1.ckpt")
+    assert T2SConfig.from_config(ckpt.config) == config
+    model = Text2SemanticGPT.from_checkpoint(ckpt)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, weights[key].half().float()), key
