@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -290,63 +290,81 @@ def _export(x: np.ndarray, keyring: object, payload: bytes | None) -> np.ndarray
     return sf.read(io.BytesIO(data), dtype="float64")[0]
 
 
-def trial(args: tuple[int, int, str, int, bool]) -> dict:
-    """Mark speech file ``index`` with a random payload, run every attack, detect."""
+@dataclass(frozen=True)
+class Task:
+    index: int  # speech file
+    seed: int
+    folder: str
+    trial_no: int = 0
+    attacks: tuple[str, ...] = tuple(ATTACKS)
+    length_s: float = LENGTH_S
+
+
+def trial(task: Task) -> dict:
+    """Mark a speech file with a random payload, run the attacks, detect after each."""
     from pesq import pesq
 
     from engine.watermark import Keyring, detect, embed
     from engine.watermark.pattern import resample
 
-    index, seed, folder, trial_no, extended = args
     keyring = Keyring.generate()
-    rng = np.random.default_rng(seed)
-    payload = secrets.token_bytes(6)
-    x, voice = speech(index, Path(folder))
+    rng = np.random.default_rng(task.seed)
+    payload = rng.bytes(6)
+    x, voice = speech(task.index, Path(task.folder), task.length_s)
     clean = _export(x, None, None)
     marked = _export(x, keyring, payload)
     snr = 10 * np.log10(np.sum(clean**2) / np.sum((marked - clean) ** 2))
     quality = pesq(16000, resample(clean, SR, 16000), resample(marked, SR, 16000), "wb")
     t0 = time.perf_counter()
     embed(clean, SR, keyring.primary, payload)
-    embed_rt = (time.perf_counter() - t0) / LENGTH_S
+    embed_rt = (time.perf_counter() - t0) / task.length_s
     t0 = time.perf_counter()
     detect(marked, SR, keyring)
-    detect_rt = (time.perf_counter() - t0) / LENGTH_S
+    detect_rt = (time.perf_counter() - t0) / task.length_s
     outcomes = []
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "marked.wav"
         sf.write(src, marked, SR, subtype="PCM_16")
-        for name, attack in (ATTACKS | EXTENDED if extended else ATTACKS).items():
+        for name in task.attacks:
             dst = Path(tmp) / f"{name}.wav"
-            attack(src, dst, rng)
+            (ATTACKS | EXTENDED)[name](src, dst, rng)
             y, rate = sf.read(dst, dtype="float64")
             d = detect(y, rate, keyring)
             outcomes.append(Outcome(name, d.mac_ok and d.payload == payload, d.mac_ok and d.payload != payload,
                                     d.present, d.z))
-    return {"index": index, "voice": voice, "trial": trial_no, "snr": snr, "pesq": quality,
+    return {"index": task.index, "voice": voice, "trial": task.trial_no, "snr": snr, "pesq": quality,
             "embed_rt": embed_rt, "detect_rt": detect_rt, "outcomes": outcomes}
 
 
-def negatives(args: tuple[int, int, str, int]) -> list[tuple[str, float, bool, bool]]:
-    """(kind, z, present, mac_ok) for unmarked and wrong-key excerpts of speech file ``index``."""
+@dataclass(frozen=True)
+class NegativeTask:
+    index: int
+    seed: int
+    folder: str
+    count: int
+    length_s: float = LENGTH_S
+
+
+def negatives(task: NegativeTask) -> list[tuple[str, float, bool, bool]]:
+    """(kind, z, present, mac_ok) for unmarked and wrong-key excerpts of a speech file."""
     from engine.watermark import Keyring, detect
 
-    index, seed, folder, count = args
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(task.seed)
     ours, theirs = Keyring.generate(), Keyring.generate()
-    x, _ = speech(index, Path(folder))
+    x, _ = speech(task.index, Path(task.folder), task.length_s)
     clean = _export(x, None, None)
-    other = _export(x, theirs, secrets.token_bytes(6))
+    other = _export(x, theirs, rng.bytes(6))
+    lengths = [s for s in (5, 10, 20, 60) if s < task.length_s] + [task.length_s]
     results = []
-    for i in range(count):
+    for i in range(task.count):
         kind, source = ("unmarked", clean) if i % 2 == 0 else ("wrong_key", other)
-        seconds = [5, 10, 20, 60][(i // 2) % 4]
+        seconds = lengths[(i // 2) % len(lengths)]
         start = int(rng.integers(0, source.size - int(seconds * SR) + 1))
         y = source[start:start + int(seconds * SR)]
         if (i // 8) % 2 == 1:  # every other round through a noisy channel too
             y = _noise(y, rng, 30.0)
         d = detect(y, SR, ours)
-        results.append((f"{kind}_{seconds}s", d.z, d.present, d.mac_ok))
+        results.append((f"{kind}_{seconds:g}s", d.z, d.present, d.mac_ok))
     return results
 
 
@@ -366,14 +384,20 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(a.files):  # build the corpus once, serially
         speech(i, folder)
-    tasks = [(i, a.seed * 1000 + t * 100 + i, str(folder), t, a.extended)
-             for t in range(a.trials) for i in range(a.files)]
+    names = tuple(ATTACKS) + (tuple(EXTENDED) if a.extended else ())
+    tasks = [Task(i, a.seed * 1000 + t * 100 + i, str(folder), t, names) for t in range(a.trials) for i in range(a.files)]
     per_file = -(-a.negatives // a.files)
-    neg_tasks = [(i, a.seed * 7777 + i, str(folder), per_file) for i in range(a.files)]
+    neg_tasks = [NegativeTask(i, a.seed * 7777 + i, str(folder), per_file) for i in range(a.files)]
     t0 = time.time()
+    trials, negs = [], []
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:
-        trials = list(pool.map(trial, tasks))
-        negs = [r for batch in pool.map(negatives, neg_tasks) for r in batch]
+        for done, result in enumerate(pool.map(trial, tasks), 1):
+            trials.append(result)
+            misses = [o.attack for o in result["outcomes"] if not o.exact]
+            print(f"[{done}/{len(tasks)}] {result['voice']:22s} snr {result['snr']:.1f} pesq {result['pesq']:.2f} "
+                  f"missed: {', '.join(misses) or '-'}", file=sys.stderr, flush=True)
+        for batch in pool.map(negatives, neg_tasks):
+            negs += batch
     report(trials, negs, time.time() - t0)
 
 
