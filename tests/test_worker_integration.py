@@ -173,6 +173,18 @@ def ann(stack) -> tuple[Client, str]:
     return client, created.voice_id
 
 
+def _wait_for_chunks(client: Client, job_id: str, n: int) -> None:
+    def reached() -> bool:
+        job = client.job(job_id)
+        assert job.status in ("queued", "running"), f"job {job.status} before {n} chunks: {job.error}"
+        return job.progress.done >= n
+
+    try:
+        wait_until(reached, 120, 0.1, f"{n} chunks of job {job_id}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the job now: {client.job(job_id)}") from None
+
+
 def _member_id(client: Client) -> str:
     return client.me().member_id
 
@@ -220,7 +232,7 @@ def test_a_second_member_cannot_see_use_or_delete_the_firsts_things(stack, ann):
 def test_a_job_cancelled_mid_way_stops_between_chunks_and_leaves_no_result(stack, ann):
     client, voice_id = ann
     job_id = client.synthesize(LONG_ENTRY, voice_id).job_id
-    wait_until(lambda: client.job(job_id).progress.done >= 1, 120, 0.1, "the first chunk")
+    _wait_for_chunks(client, job_id, 1)
     client.cancel(job_id)
     job = client.wait(job_id, timeout_s=60, poll_s=0.1)
     assert job.status == "cancelled" and job.result is None
@@ -247,7 +259,7 @@ def test_a_short_entry_of_one_member_finishes_before_anothers_long_backlog(stack
 def test_a_worker_killed_mid_job_leads_to_exactly_one_result(stack, ann):
     client, voice_id = ann
     job_id = client.synthesize(LONG_ENTRY, voice_id, seed=5).job_id
-    wait_until(lambda: client.job(job_id).progress.done >= 2, 120, 0.1, "two chunks")
+    _wait_for_chunks(client, job_id, 2)
     holder = stack.job_row(job_id).worker.split("@", 1)[0]
     killed_at = time.monotonic()
     stack.kill_worker(holder)
