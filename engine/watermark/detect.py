@@ -28,6 +28,7 @@ MAX_SECONDS = 1800.0  # the mark repeats every 8 s: half an hour is plenty to lo
 WINDOW_BLOCKS = 2  # windows of two blocks (16 s) every block (8 s) ...
 FULL_CANDIDATES = 4  # ... after decoding this many alignments of the whole file
 WINDOW_CANDIDATES = 2  # and this many of each window
+WINDOW_CHUNK = 8
 MAX_CANDIDATES = 256  # per key: bounds the MAC false-accept rate below 1e-7 even for hours of audio
 
 
@@ -127,25 +128,27 @@ def _search_key(blocks: np.ndarray, n_windows: int, pattern: Pattern, key: Water
     """Decode the best alignments of the whole input, then of each window; stop at a verified payload."""
     full = blocks.sum(axis=1)
     z_full = _pilot_z(full, pattern)  # (phases, block)
-    cands = [(float(z_full[p, o]), int(p), int(o), -1) for p, o in _top(z_full, FULL_CANDIDATES)]
-    z_max = float(z_full.max())
-    window_cands = []
-    if n_windows:
-        windows = np.stack([blocks[:, w:w + WINDOW_BLOCKS].sum(axis=1) for w in range(n_windows)], axis=1)
-        z_win = _pilot_z(windows, pattern)  # (phases, windows, block)
-        z_max = max(z_max, float(z_win.max()))
-        for w in range(n_windows):
-            window_cands += [(float(z_win[p, w, o]), int(p), int(o), w)
-                             for p, o in _top(z_win[:, w], WINDOW_CANDIDATES)]
-    cands += sorted(window_cands, reverse=True)
-    best = max(cands, default=None)
-    best_cand = _Candidate(best[0], best[1], best[2]) if best else None
-    for z, p, o, w in cands[:MAX_CANDIDATES]:
-        folded = full[p] if w < 0 else blocks[p, w:w + WINDOW_BLOCKS].sum(axis=0)
-        payload = _decode(folded, o, pattern, key, params)
-        if payload is not None:
-            return payload, z_max, _Candidate(z, p, o)
-    return None, z_max, best_cand
+    cands = [_Candidate(float(z_full[p, o]), p, o) for p, o in _top(z_full, FULL_CANDIDATES)]
+    for cand in cands:
+        if (payload := _decode(full[cand.phase], cand.offset, pattern, key, params)) is not None:
+            return payload, float(z_full.max()), cand
+    windowed: list[tuple[_Candidate, int]] = []
+    for first in range(0, n_windows, WINDOW_CHUNK):  # a few windows at a time bounds the memory
+        ws = range(first, min(n_windows, first + WINDOW_CHUNK))
+        z_win = _pilot_z(np.stack([_window(blocks, w) for w in ws], axis=1), pattern)  # (phases, windows, block)
+        for i, w in enumerate(ws):
+            windowed += [(_Candidate(float(z_win[p, i, o]), p, o), w) for p, o in _top(z_win[:, i], WINDOW_CANDIDATES)]
+    windowed.sort(key=lambda cw: cw[0].z, reverse=True)
+    best = max([cands[0], *(c for c, _ in windowed[:1])], key=lambda c: c.z)
+    for cand, w in windowed[: MAX_CANDIDATES - len(cands)]:
+        if (payload := _decode(_window(blocks, w)[cand.phase], cand.offset, pattern, key, params)) is not None:
+            return payload, best.z, cand
+    return None, best.z, best
+
+
+def _window(blocks: np.ndarray, w: int) -> np.ndarray:
+    """(phases, block, groups): window ``w`` (blocks w .. w + WINDOW_BLOCKS - 1) folded onto one block."""
+    return blocks[:, w:w + WINDOW_BLOCKS].sum(axis=1)
 
 
 def _top(z: np.ndarray, k: int) -> list[tuple[int, int]]:
