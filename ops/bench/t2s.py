@@ -11,7 +11,9 @@ forces it, and the decoder's own EOS path ends the row (N + 1 model passes per r
 
 Reported per batch size: seconds (min / median over the repeats, the first run is a warm-up and not
 counted), aggregate tokens/s (new tokens / seconds, prefill included), prefill seconds, median ms per
-decode step; finally the process's peak RSS (and peak GPU memory on CUDA).
+decode step and the process CPU seconds of the best run (on a shared machine, CPU seconds / threads
+is the better guide when the load average is high); finally the process's peak RSS (and peak GPU
+memory on CUDA).
 Upstream on this machine (float32, 2 threads): 28.7 tokens/s at batch 1 (prefill 0.27 s, 31.9 ms/step),
 61.0 at batch 4, 79.7 at batch 8 (83 ms/step).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import statistics
 import time
@@ -77,17 +80,18 @@ def _sync(device: str) -> None:
 
 
 def run_once(model: Text2SemanticGPT, requests: list[T2SRequest], options: DecodingOptions, n: int,
-             seed: int, device: str) -> tuple[float, float, list[float], int]:  # fmt: skip
+             seed: int, device: str) -> tuple[float, float, list[float], int, float]:  # fmt: skip
+    """(wall seconds, prefill seconds, per-step seconds, tokens produced, process CPU seconds)."""
     budget = Budget(n, model.config.eos)
     _sync(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     results = decode(model, requests, options, new_generator(seed), logits_hook=budget)
     _sync(device)
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     produced = sum(len(r.tokens) for r in results)
     assert all(len(r.tokens) == n and not r.hit_cap for r in results), "budget rule not honoured"
     steps = [b - a for a, b in zip(budget.stamps, budget.stamps[1:], strict=False)]
-    return total, budget.stamps[0] - start, steps, produced
+    return total, budget.stamps[0] - start, steps, produced, cpu
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     params = sum(p.numel() for p in model.parameters())
     print(f"T2S full size ({params / 1e6:.1f} M params), device={args.device} dtype={dtype} "
           f"threads={torch.get_num_threads()}, {n} new tokens per row, top_k {options.top_k}, "
-          f"rp {options.repetition_penalty}")  # fmt: skip
+          f"rp {options.repetition_penalty}; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     for batch in args.batches:
         requests = requests_for(micro, segments[batch], n)
         runs = [run_once(model, requests, options, n, r, args.device) for r in range(args.repeats + 1)][1:]
@@ -122,12 +126,13 @@ def main(argv: list[str] | None = None) -> None:
         prefills = [r[1] for r in runs]
         step_ms = [1000 * statistics.median(r[2]) for r in runs]
         produced = runs[0][3]
+        cpu = min(r[4] for r in runs)
         lens = [len(r.phones) + len(r.prompt) for r in requests]
         print(
             f"batch {batch} (prefix {min(lens)}..{max(lens)} positions): {min(totals):.2f} / "
             f"{statistics.median(totals):.2f} s (min / median), {produced / min(totals):.1f} / "
             f"{produced / statistics.median(totals):.1f} tokens/s, prefill {min(prefills):.3f} s, "
-            f"{min(step_ms):.1f} ms/step"
+            f"{min(step_ms):.1f} ms/step; process CPU {cpu:.2f} s"
         )
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     line = f"peak RSS {rss_mb:.0f} MB"
