@@ -16,6 +16,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, BertForMaskedLM
 from engine.errors import BadText, ModelsMissing
 from engine.features.bert import (
     BertFeatures,
+    _pack_rows,
     bert_config,
     build_vocab,
     write_bert_tokenizer,
@@ -93,8 +94,8 @@ def test_batched_features_equal_one_by_one(tiny: BertFeatures) -> None:
         ("天刚亮.", [2, 2, 2, 1]),
     ]
     single = [tiny.features(text, w2p) for text, w2p in items]
-    for budget in (4096, 40):  # one padded batch; several small ones
-        batched = tiny.features_many(items, max_batch_tokens=budget)
+    for row_tokens, rows_per_call in ((512, 8), (20, 2)):  # one packed row; many rows over several calls
+        batched = tiny.features_many(items, row_tokens, rows_per_call)
         for one, many in zip(single, batched, strict=True):
             assert one.shape == many.shape
             assert (one - many).abs().max() < 1e-4
@@ -121,6 +122,16 @@ def test_phone_features_of_frontend_segments_batch_across_texts(tiny: BertFeatur
         assert features.shape == (1024, sum(len(seg.phones) for seg in segments))
         assert (features - tiny.phone_features(segments)).abs().max() < 1e-4
     assert any(seg.lang == "en" for seg in segmented[0])
+
+
+def test_packed_rows_hold_each_segment_once_and_balance_the_load() -> None:
+    lengths = [30, 5, 12, 40, 7, 22, 9]
+    rows = _pack_rows(lengths, 64)
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    loads = [sum(lengths[i] for i in row) for row in rows]
+    assert all(load <= 64 for load in loads)
+    assert len(rows) == 2 and max(loads) - min(loads) <= 12  # 125 tokens need two rows of 64
+    assert _pack_rows([100], 64) == [[0]]  # a segment longer than a row gets a row of its own
 
 
 def test_mismatched_word2ph_is_bad_text(tiny: BertFeatures) -> None:

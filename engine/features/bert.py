@@ -2,9 +2,10 @@
 
 Upstream runs ``BertForMaskedLM`` with ``output_hidden_states=True`` once per segment and keeps only
 ``hidden_states[-3]``. That output does not depend on the last two layers or the 21128-way MLM head,
-so we load the encoder alone, cut to the layers that feed ``hidden_states[-3]``, and run several
-segments per call (padding + attention mask). The numbers are the same; the work is ~10 % less per
-token and much less per short segment.
+so we load the encoder alone, cut to the layers that feed ``hidden_states[-3]``, and run many
+segments per call, packed side by side with a block-diagonal attention mask. The numbers are the
+same; the work is ~10 % less per token, and a call reads the 1.2 GB of weights once for all segments
+instead of once per segment.
 """
 
 from __future__ import annotations
@@ -70,54 +71,84 @@ class BertFeatures:
         return self.tokenizer(norm_text)["input_ids"]
 
     @torch.no_grad()  # not inference_mode: the outputs also feed fine-tuning, where autograd must accept them
-    def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``hidden_states[-3]`` of the full model, [B, n, 1024], for (padded) token ids [B, n]."""
-        input_ids = input_ids.to(self.device)
-        if attention_mask is not None:
-            attention_mask = attention_mask.to(self.device)
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def hidden(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``hidden_states[-3]`` of the full model, [B, n, 1024], for token ids [B, n].
+
+        ``attention_mask`` is [B, n] (padding) or [B, n, n] (which token sees which).
+        """
+        def to_device(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(self.device)
+
+        return self.model(
+            input_ids=to_device(input_ids), attention_mask=to_device(attention_mask), position_ids=to_device(position_ids)
+        ).last_hidden_state
 
     def features(self, norm_text: str, word2ph: Sequence[int]) -> torch.Tensor:
         """[1024, sum(word2ph)] for one Chinese segment (upstream ``get_bert_feature``)."""
         return self.features_many([(norm_text, word2ph)])[0]
 
     def features_many(
-        self, items: Sequence[tuple[str, Sequence[int]]], max_batch_tokens: int = 4096
+        self, items: Sequence[tuple[str, Sequence[int]]], row_tokens: int = 512, rows_per_call: int = 8
     ) -> list[torch.Tensor]:
-        """``features`` for many segments, batched by similar length; results in the order given.
+        """``features`` for many segments at once; results in the order given.
 
-        Equal to one-by-one calls up to float rounding (~1e-6): padded positions are masked out.
+        Segments are packed side by side into rows of up to ``row_tokens`` tokens, each attending only
+        to itself with its own positions, so no work is spent on padding and the weights are read once
+        per call rather than once per segment. Equal to one-by-one calls up to float rounding (~1e-6).
         """
-        encoded = []
-        for norm_text, word2ph in items:
-            if len(word2ph) != len(norm_text):
-                raise BadText(
-                    f"BERT needs one word2ph entry per character: {len(norm_text)} characters in "
-                    f"{norm_text!r}, {len(word2ph)} entries"
-                )
-            ids = self.token_ids(norm_text)
-            if len(ids) - 2 < len(word2ph):
-                raise BadText(f"{norm_text!r} gives {len(ids) - 2} BERT tokens for {len(word2ph)} characters")
-            if len(ids) - 2 > MAX_TOKENS:
-                raise BadText(f"a segment of {len(ids) - 2} tokens is too long for BERT (at most {MAX_TOKENS})")
-            encoded.append(ids)
-        states: list[torch.Tensor | None] = [None] * len(items)
-        for batch in _length_batches([len(ids) for ids in encoded], max_batch_tokens):
-            width = max(len(encoded[i]) for i in batch)
-            input_ids = torch.zeros(len(batch), width, dtype=torch.long)
-            mask = torch.zeros(len(batch), width, dtype=torch.long)
-            for row, i in enumerate(batch):
-                input_ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
-                mask[row, : len(encoded[i])] = 1
-            hidden = self.hidden(input_ids, mask if len(batch) > 1 else None)
-            for row, i in enumerate(batch):
-                states[i] = hidden[row]
+        encoded = [self._encode(norm_text, word2ph) for norm_text, word2ph in items]
+        lengths = [len(ids) for ids in encoded]
+        rows = _pack_rows(lengths, max([row_tokens, *lengths]))
+        states: list[torch.Tensor] = [torch.empty(0)] * len(items)
+        for first in range(0, len(rows), rows_per_call):
+            for i, state in self._run_rows(rows[first : first + rows_per_call], encoded):
+                states[i] = state
         out = []
         for (_, word2ph), state in zip(items, states, strict=True):
             # upstream reads the first len(word2ph) tokens after [CLS]
-            words = state[1 : 1 + len(word2ph)]
-            out.append(expand_word_features(words, list(word2ph)))
+            out.append(expand_word_features(state[1 : 1 + len(word2ph)], list(word2ph)))
         return out
+
+    def _encode(self, norm_text: str, word2ph: Sequence[int]) -> list[int]:
+        if len(word2ph) != len(norm_text):
+            raise BadText(
+                f"BERT needs one word2ph entry per character: {len(norm_text)} characters in "
+                f"{norm_text!r}, {len(word2ph)} entries"
+            )
+        ids = self.token_ids(norm_text)
+        if len(ids) - 2 < len(word2ph):
+            raise BadText(f"{norm_text!r} gives {len(ids) - 2} BERT tokens for {len(word2ph)} characters")
+        if len(ids) - 2 > MAX_TOKENS:
+            raise BadText(f"a segment of {len(ids) - 2} tokens is too long for BERT (at most {MAX_TOKENS})")
+        return ids
+
+    def _run_rows(self, rows: list[list[int]], encoded: list[list[int]]) -> list[tuple[int, torch.Tensor]]:
+        """One forward pass over packed rows -> (segment index, its token states) pairs."""
+        if len(rows) == 1 and len(rows[0]) == 1:  # a lone segment runs exactly as upstream runs it
+            i = rows[0][0]
+            return [(i, self.hidden(torch.tensor([encoded[i]]))[0])]
+        width = max(sum(len(encoded[i]) for i in row) for row in rows)
+        input_ids = torch.zeros(len(rows), width, dtype=torch.long)
+        positions = torch.zeros(len(rows), width, dtype=torch.long)
+        owner = torch.full((len(rows), width), -1)  # which segment each column holds; -1 = padding
+        spans = []
+        for r, row in enumerate(rows):
+            start = 0
+            for i in row:
+                n = len(encoded[i])
+                input_ids[r, start : start + n] = torch.tensor(encoded[i])
+                positions[r, start : start + n] = torch.arange(n)
+                owner[r, start : start + n] = i
+                spans.append((i, r, start, n))
+                start += n
+        sees = (owner[:, :, None] == owner[:, None, :]) & (owner[:, :, None] >= 0)
+        hidden = self.hidden(input_ids, sees.long(), positions)
+        return [(i, hidden[r, start : start + n]) for i, r, start, n in spans]
 
     def phone_features(self, segments: Sequence[PhoneSegment]) -> torch.Tensor:
         """[1024, total phones] for one text's language segments (``engine.text.phonemize_segments``).
@@ -143,16 +174,21 @@ class BertFeatures:
         return out
 
 
-def _length_batches(lengths: list[int], max_batch_tokens: int) -> list[list[int]]:
-    """Indices grouped by similar length so that padding stays small and batch x width <= the budget."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and (len(batches[-1]) + 1) * lengths[i] <= max_batch_tokens:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
+def _pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
+    """Segment indices grouped into as few rows of at most ``capacity`` tokens as a greedy fill finds,
+    longest first, each into the emptiest row, so that rows end up about equally long."""
+    n_rows = max(1, -(-sum(lengths) // capacity))
+    rows: list[list[int]] = [[] for _ in range(n_rows)]
+    loads = [0] * n_rows
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        r = min(range(len(rows)), key=loads.__getitem__)
+        if loads[r] + lengths[i] > capacity:
+            rows.append([])
+            loads.append(0)
+            r = len(rows) - 1
+        rows[r].append(i)
+        loads[r] += lengths[i]
+    return [row for row in rows if row]
 
 
 # --- seeded random folders in the official layout -------------------------------------------------
