@@ -212,6 +212,22 @@ def test_upload_enroll_synthesize_poll_download(stack, ann, tmp_path):
     assert chunks == job.progress.total
 
 
+def test_the_stored_audio_carries_the_jobs_watermark_and_label_for_its_owner_only(stack, ann, tmp_path):
+    from engine.export import read_label
+
+    client, voice_id = ann
+    text = "".join(f"水印测试第{i}句，今天天气很好。" for i in range(6))
+    job = client.wait(client.synthesize(text, voice_id, seed=2).job_id, timeout_s=180)
+    assert job.status == "succeeded", job.error
+    data = client.download(job.job_id, tmp_path / "marked.wav").read_bytes()
+    found = client.detect(data)
+    assert found.present and found.mac_ok and found.mine
+    assert (found.job_id, found.voice_id) == (job.job_id, voice_id)
+    assert read_label(data).produce_id == job.job_id
+    stranger = _member(stack, "eve").detect(data)
+    assert stranger.present and not stranger.mine and stranger.job_id is None and stranger.voice_id is None
+
+
 def test_a_second_member_cannot_see_use_or_delete_the_firsts_things(stack, ann):
     client, voice_id = ann
     job_id = client.synthesize("别人的日记。", voice_id).job_id

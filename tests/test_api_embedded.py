@@ -1,0 +1,63 @@
+"""The API on a bare machine: no broker, SQLite, a storage folder, jobs run in the API process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+from jobs_fixtures import audio_bytes, embedded_settings, wait_until
+
+from producer.api import create_app
+from shared import service
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    pytest.importorskip("engine.render", reason="the engine's render module has not landed yet")
+    folder = tmp_path_factory.mktemp("embedded-models")
+    done = subprocess.run([sys.executable, "-m", "producer.cli", "models", "init", "--random", str(folder),
+                           "--size", "tiny"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def test_upload_synthesize_and_download_through_a_signed_local_link(tmp_data_dir, models):
+    settings = embedded_settings(tmp_data_dir, models_dir=models, device="cpu", threads=1, sweep_interval_s=0.5)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        _, token = service.create_member(app.state.backend, "me", admin=True)
+        auth = {"Authorization": f"Bearer {token}"}
+
+        def finished(job_id: str) -> dict:
+            def done():  # noqa: ANN202
+                job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+                return job if job["status"] not in ("queued", "running") else None
+
+            return wait_until(done, 180, 0.2, f"job {job_id}")
+
+        created = client.post("/v1/voices", files={"audio": ("me.flac", audio_bytes(4.0, fmt="FLAC"))},
+                              data={"transcript": "今天天气很好。", "language": "zh", "name": "me"}, headers=auth)
+        assert created.status_code == 202, created.text
+        assert finished(created.json()["job_id"])["status"] == "succeeded"
+        queued = client.post("/v1/syntheses", json={"text": "我们去公园散步吧。", "voice_id": created.json()["voice_id"],
+                                                    "format": "flac", "seed": 3}, headers=auth)
+        job = finished(queued.json()["job_id"])
+        assert job["status"] == "succeeded" and job["progress"]["done"] == job["progress"]["total"] >= 1
+        link = job["result"]["url"]
+        assert link.startswith(settings.api_url + "/v1/files/")
+        response = client.get(link.removeprefix(settings.api_url))
+        assert response.status_code == 200 and response.headers["content-type"] == "audio/flac"
+        tmp = tmp_data_dir.parent / "out.flac"
+        tmp.write_bytes(response.content)
+        audio, rate = sf.read(tmp)
+        assert rate == 32000 and abs(len(audio) / rate - job["result"]["duration_s"]) < 0.05
+        # The link is a capability for that one file, and it expires.
+        assert client.get(link.removeprefix(settings.api_url).replace("result.flac", "result.wav")).status_code == 403
+        assert job["result"]["expires_at"] > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
