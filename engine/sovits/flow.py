@@ -18,10 +18,10 @@ class WN(nn.Module):
         self.hidden_channels = hidden_channels
         self.n_layers = n_layers
         self.drop = nn.Dropout(p_dropout)
-        if gin_channels:
-            self.cond_layer = WNConv1d(gin_channels, 2 * hidden_channels * n_layers, 1)
         self.in_layers = nn.ModuleList()
         self.res_skip_layers = nn.ModuleList()
+        if gin_channels:
+            self.cond_layer = WNConv1d(gin_channels, 2 * hidden_channels * n_layers, 1)
         for i in range(n_layers):
             dilation = dilation_rate**i
             padding = (kernel_size * dilation - dilation) // 2

@@ -53,9 +53,10 @@ class _WeightNormConv(nn.Module):
 
     def __init__(self, weight_shape: tuple[int, ...], bias_channels: int, bias: bool) -> None:
         super().__init__()
+        # bias first, then g and v: the key order of upstream's files
+        self.bias = nn.Parameter(torch.zeros(bias_channels)) if bias else None
         self.weight_g = nn.Parameter(torch.ones(weight_shape[0], *([1] * (len(weight_shape) - 1))))
         self.weight_v = nn.Parameter(torch.empty(weight_shape))
-        self.bias = nn.Parameter(torch.zeros(bias_channels)) if bias else None
         # Set by fold(): a non-persistent buffer, so it follows .to() but never reaches the state dict.
         self.register_buffer("weight", None, persistent=False)
 

@@ -8,7 +8,7 @@ import torch
 
 from engine.checkpoints import SoVITSCheckpoint, load_sovits_checkpoint
 from engine.sovits.config import SoVITSConfig
-from engine.sovits.model import SoVITS
+from engine.sovits.model import ENC_Q_PREFIX, SoVITS
 
 
 def sovits_from_checkpoint(
@@ -23,10 +23,23 @@ def sovits_from_checkpoint(
     config = SoVITSConfig.from_checkpoint_config(checkpoint.config, checkpoint.version)
     if with_posterior is None:
         with_posterior = checkpoint.has_posterior_encoder
-    model = SoVITS(config, with_posterior=with_posterior)
-    model.load_weights(checkpoint.weight)
+    model = build_sovits(config, checkpoint.weight, with_posterior=with_posterior)
     model = model.to(device=device, dtype=dtype)
     return model.for_inference() if inference else model
+
+
+def build_sovits(config: SoVITSConfig, weight: dict[str, torch.Tensor], with_posterior: bool = False) -> SoVITS:
+    """A model holding ``weight``; parameters are allocated empty (no initialisers run) unless some
+    must keep a fresh initialisation (``enc_q`` requested but absent from the weights)."""
+    fresh_posterior = with_posterior and not any(k.startswith(ENC_Q_PREFIX) for k in weight)
+    if fresh_posterior:
+        model = SoVITS(config, with_posterior=True)
+    else:
+        with torch.device("meta"):
+            model = SoVITS(config, with_posterior=with_posterior)
+        model = model.to_empty(device="cpu")
+    model.load_weights(weight)
+    return model
 
 
 def load_sovits(path: Path, **kwargs: object) -> SoVITS:

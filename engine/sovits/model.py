@@ -68,12 +68,20 @@ class SoVITS(nn.Module):
         self.quantizer = ResidualVectorQuantizer(SSL_DIM, CODEBOOK_SIZE, n_q=1)
         if c.is_pro:
             self.sv_emb = nn.Linear(SV_DIM, c.gin_channels)
-            self.prelu = nn.PReLU(num_parameters=c.gin_channels)
             self.ge_to512 = nn.Linear(c.gin_channels, MRTE_DIM)
+            self.prelu = nn.PReLU(num_parameters=c.gin_channels)
 
     @property
     def has_posterior(self) -> bool:
         return hasattr(self, "enc_q")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.ssl_proj.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.ssl_proj.weight.device
 
     # -- loading -------------------------------------------------------------------------------
     def load_weights(self, state_dict: dict[str, Tensor]) -> None:
@@ -102,12 +110,12 @@ class SoVITS(nn.Module):
     # -- semantic codes ---------------------------------------------------------------------------
     def extract_latent(self, ssl: Tensor) -> Tensor:
         """HuBERT features [B, 768, T] (50 Hz) -> semantic codes [B, 1, T // 2] (25 Hz)."""
-        codes, _ = self.quantizer.encode(self.ssl_proj(ssl))
+        codes, _ = self.quantizer.encode(self.ssl_proj(ssl.to(self.device, self.dtype)))
         return codes.transpose(0, 1)
 
     def dequantize(self, codes: Tensor) -> Tensor:
         """codes [B, 1, N] -> SSL-rate features [B, 768, 2N] (nearest-neighbour x2 for 25 Hz)."""
-        quantized = self.quantizer.decode(codes.transpose(0, 1))
+        quantized = self.quantizer.decode(codes.to(self.device).transpose(0, 1))
         if self.config.semantic_frame_rate == "25hz":
             quantized = F.interpolate(quantized, size=quantized.shape[-1] * 2, mode="nearest")
         return quantized
@@ -134,14 +142,14 @@ class SoVITS(nn.Module):
 
     def reference_embedding(self, refer: Tensor) -> Tensor:
         """The raw ``ref_enc`` output [B, gin, 1] of one spectrogram (all frames valid)."""
-        return self.ref_enc(refer[:, :REF_BINS])
+        return self.ref_enc(refer[:, :REF_BINS].to(self.device, self.dtype))
 
     def _timbre_one(self, refer: Tensor, sv_emb: Tensor | None) -> Tensor:
         ge = self.reference_embedding(refer)
         if self.config.is_pro:
             if sv_emb is None:
                 raise ValueError(f"SoVITS {self.config.version} needs the speaker-verification vector (sv_emb)")
-            ge = self.prelu(ge + self.sv_emb(sv_emb.to(ge.dtype)).unsqueeze(-1))
+            ge = self.prelu(ge + self.sv_emb(sv_emb.to(ge.device, ge.dtype)).unsqueeze(-1))
         return ge
 
     def timbre_for_text(self, ge: Tensor | None) -> Tensor | None:
@@ -154,7 +162,8 @@ class SoVITS(nn.Module):
     def prior(self, codes: Tensor, phones: Tensor, ge: Tensor | None, speed: float = 1.0) -> Prior:
         """codes [1, 1, N], phones [1, P] -> frame statistics (2N frames, or int(2N/speed)+1)."""
         quantized = self.dequantize(codes)
-        x, m_p, logs_p, mask = self.enc_p(quantized, None, phones, None, self.timbre_for_text(ge), speed)
+        ge_text = self.timbre_for_text(ge)
+        x, m_p, logs_p, mask = self.enc_p(quantized, None, phones.to(self.device), None, ge_text, speed)
         return Prior(x, m_p, logs_p, mask)
 
     def latent(self, prior: Prior, ge: Tensor | None, noise_scale: float = 0.5,
@@ -174,7 +183,7 @@ class SoVITS(nn.Module):
         """The generator over windows of ``chunk_frames`` with ``overlap_frames`` of context on each side.
 
         Each window's context samples are cut away, so where the overlap covers the generator's
-        receptive field (about 12 frames for the official configs, see ``receptive_field_frames``) the
+        receptive field (13 frames for the official configs, see ``receptive_field_frames``) the
         result equals the single call up to float rounding. Shorter convolutions keep their activations
         in cache, which is faster on CPU.
         """
@@ -191,16 +200,16 @@ class SoVITS(nn.Module):
         return torch.cat(pieces, dim=-1)
 
     def receptive_field_frames(self) -> int:
-        """Frames of context on each side that can influence one output frame of the generator."""
-        c, half = self.config, 3.0  # conv_pre, kernel 7
-        rate = 1
-        for up, kernel in zip(c.upsample_rates, c.upsample_kernel_sizes, strict=True):
-            half += kernel / up / 2 + 1  # transposed conv, in input frames of this stage (+1 for rounding)
-            rate *= up
-            block = max((k - 1) // 2 * (sum(d) + len(d)) for k, d in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes, strict=True))
-            half += block / rate
-        half += 3 / rate  # conv_post
-        return int(half) + 1
+        """Frames of ``z`` on each side of an output frame that can change it (an upper bound)."""
+        c = self.config
+        reach = max(
+            (k - 1) // 2 * (sum(d) + len(d))  # dilated convs then plain convs, samples at the stage's rate
+            for k, d in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes, strict=True)
+        )
+        half = 3  # conv_post, kernel 7, in output samples
+        for rate, kernel in reversed(list(zip(c.upsample_rates, c.upsample_kernel_sizes, strict=True))):
+            half = -(-(half + reach + kernel) // rate)  # resblocks, then back through the transposed conv
+        return half + 3  # conv_pre, kernel 7
 
     # -- the whole decode ---------------------------------------------------------------------------
     def decode(

@@ -21,8 +21,11 @@ class EuclideanCodebook(nn.Module):
         self.register_buffer("embed_avg", torch.zeros(codebook_size, dim))
 
     def encode(self, x: Tensor) -> Tensor:
-        """[N, D] -> [N] index of the nearest codeword (squared Euclidean distance)."""
-        embed = self.embed.t()
+        """[N, D] -> [N] index of the nearest codeword (squared Euclidean distance).
+
+        Always in float32: half-precision sums of 768 squares can overflow or flip a nearest code.
+        """
+        x, embed = x.float(), self.embed.float().t()
         dist = x.pow(2).sum(1, keepdim=True) - 2 * x @ embed + embed.pow(2).sum(0, keepdim=True)
         return dist.argmin(dim=-1)
 

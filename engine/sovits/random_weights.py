@@ -1,9 +1,10 @@
 """Seeded random SoVITS generator and discriminator weights, for tests, demos and benchmarks.
 
 Every tensor is drawn from one ``torch.Generator`` in state-dict order (the global RNG is untouched),
-with the scales a freshly built upstream model would have: convs and linears uniform in
-+-1/sqrt(fan_in), HiFi-GAN convs N(0, 0.01), weight-norm gains equal to the norm of their direction,
-LayerNorm 1/0, the codebook marked initialised.
+with PyTorch's default scales: convs and linears uniform in +-1/sqrt(fan_in), weight-norm gains
+equal to the norm of their direction, LayerNorm 1/0, the codebook marked initialised. (Upstream
+starts its HiFi-GAN convs at N(0, 0.01); at that scale the output barely depends on the latent, which
+makes a random model useless for checking that the generator's input reaches its output.)
 """
 
 from __future__ import annotations
@@ -82,8 +83,6 @@ def _draw(key: str, shape: tuple[int, ...], shapes: dict[str, tuple[int, ...]], 
         return torch.full(shape, 0.25)
     if key.endswith("text_embedding.weight"):
         return torch.randn(shape, generator=gen)
-    if name == "weight_v" and key.startswith("dec."):
-        return torch.randn(shape, generator=gen) * 0.01  # HiFi-GAN init_weights
     if name in ("weight", "weight_v"):
         return _uniform(shape, 1 / math.sqrt(_fan_in(shape)), gen)
     if name == "bias":
