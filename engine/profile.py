@@ -7,6 +7,7 @@ many machines).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
@@ -31,6 +32,18 @@ class VoiceProfile:
     model_version: str = "v2"
     model_id: str = ""  # identity of the weights that made it (a profile is only valid for those)
     extra: dict[str, str] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """A stable id of this voice's content (``to_bytes`` is not byte-stable: metadata order varies)."""
+        digest = hashlib.sha256()
+        tensors = [self.prompt_semantic.to(torch.int64), torch.tensor(self.prompt_phone_ids), self.prompt_bert.float()]
+        tensors += [spec.float() for spec in self.refer_specs] + [emb.float() for emb in self.sv_embs or []]
+        for tensor in tensors:
+            digest.update(str(tuple(tensor.shape)).encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        fields = [self.prompt_text, self.prompt_lang, self.model_version, self.model_id, sorted(self.extra.items())]
+        digest.update(json.dumps(fields, ensure_ascii=False).encode())
+        return digest.hexdigest()[:16]
 
     def to_bytes(self) -> bytes:
         tensors = {

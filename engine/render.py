@@ -181,10 +181,6 @@ def _stable_hash(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def profile_id(profile: VoiceProfile) -> str:
-    return hashlib.sha256(profile.to_bytes()).hexdigest()[:16]
-
-
 class Engine:
     """GPT-SoVITS loaded once; enroll voices and render text with them. Holds no per-request state."""
 
@@ -208,7 +204,7 @@ class Engine:
         segments = [s for s in split_text(text, params.text_lang, params.text_split_method) if s.strip()]
         if not segments:
             raise BadText("the text has nothing to read aloud")
-        voice = profile_id(profile)
+        voice = profile.fingerprint()
         sound = params.sound_key()
         return [
             ChunkReport(i, _stable_hash([seg, voice, self.models.model_id, sound])[:32], seg)
@@ -336,37 +332,26 @@ class Engine:
     def _semantic_and_audio(self, batch: list[_Chunk], profile: VoiceProfile, params: RenderParams,
                             ge: torch.Tensor, timings: Timings,
                             token_budget: Callable[[int], int] | None) -> None:  # fmt: skip
-        m = self.models
-        early_stop = 50 * m.max_sec
         options = DecodingOptions(params.top_k, params.top_p, params.temperature, params.repetition_penalty)
-        pending = list(batch)
-        tokens: dict[int, torch.Tensor] = {}
-        for attempt in range(params.max_retries + 1):
-            budgets = [token_budget(c.report.phones) for c in pending] if token_budget else None
-            caps = budgets or [guards.token_cap(c.report.phones, early_stop) for c in pending]
-            if attempt and options.top_k == 1:  # greedy decoding repeats itself: retries must sample
+        results = self._decode(batch, profile, options, batch[0].seed, timings, token_budget)
+        tokens = {c.report.index: r.tokens for c, r in zip(batch, results, strict=True)}
+        if token_budget is None:  # guards; retries go one chunk at a time so they do not depend on batching
+            if options.top_k == 1:  # greedy decoding would repeat itself: retries must sample
                 options = DecodingOptions(5, params.top_p, params.temperature, params.repetition_penalty)
-            generator = torch.Generator(device=m.device).manual_seed((pending[0].seed + attempt * 7919) % 2**63)
-            t0 = time.perf_counter()
-            hook = _force_eos_after(budgets, m.t2s.config.eos) if budgets else None
-            results = decode(m.t2s, self._requests(pending, profile, [c + 1 if budgets else c for c in caps]),
-                             options, generator, logits_hook=hook)  # fmt: skip
-            timings.t2s_s += time.perf_counter() - t0
-            retry = []
-            for chunk, result in zip(pending, results, strict=True):
-                timings.t2s_tokens += len(result.tokens)
-                verdict = guards.Verdict(None) if budgets else guards.judge(
-                    result.tokens, chunk.report.phones, result.hit_cap)
-                best = tokens.get(chunk.report.index)
-                if verdict.ok or best is None or _better(result.tokens, best):
-                    tokens[chunk.report.index] = result.tokens
-                if not verdict.ok and attempt < params.max_retries:
+            for chunk, result in zip(batch, results, strict=True):
+                verdict = guards.judge(result.tokens, chunk.report.phones, result.hit_cap)
+                for attempt in range(1, params.max_retries + 1):
+                    if verdict.ok:
+                        break
                     chunk.report.problems.append(verdict.problem or "")
                     chunk.report.retries += 1
-                    retry.append(chunk)
-            if not retry:
-                break
-            pending = retry
+                    seed = (chunk.seed + attempt * 7919) % 2**63
+                    retried = self._decode([chunk], profile, options, seed, timings, None)[0]
+                    verdict = guards.judge(retried.tokens, chunk.report.phones, retried.hit_cap)
+                    if verdict.ok or _better(retried.tokens, tokens[chunk.report.index]):
+                        tokens[chunk.report.index] = retried.tokens
+                if not verdict.ok:
+                    chunk.report.problems.append(f"{verdict.problem} (kept the best attempt)")
 
         for chunk in batch:
             t0 = time.perf_counter()
@@ -376,6 +361,22 @@ class Engine:
             chunk.audio = self._vocode(codes, chunk, params, ge)
             chunk.report.samples = len(chunk.audio)
             timings.sovits_s += time.perf_counter() - t0
+
+    def _decode(self, chunks: list[_Chunk], profile: VoiceProfile, options: DecodingOptions, seed: int,
+                timings: Timings, token_budget: Callable[[int], int] | None) -> list:  # fmt: skip
+        """One batched T2S call; caps from the phone counts (or the benchmark budget)."""
+        m = self.models
+        if token_budget is not None:
+            budgets = [token_budget(c.report.phones) for c in chunks]
+            caps, hook = [b + 1 for b in budgets], _force_eos_after(budgets, m.t2s.config.eos)
+        else:
+            caps, hook = [guards.token_cap(c.report.phones, 50 * m.max_sec) for c in chunks], None
+        generator = torch.Generator(device=m.device).manual_seed(seed)
+        t0 = time.perf_counter()
+        results = decode(m.t2s, self._requests(chunks, profile, caps), options, generator, logits_hook=hook)
+        timings.t2s_s += time.perf_counter() - t0
+        timings.t2s_tokens += sum(len(r.tokens) for r in results)
+        return results
 
     def _vocode(self, codes: torch.Tensor, chunk: _Chunk, params: RenderParams, ge: torch.Tensor) -> np.ndarray:
         m = self.models
