@@ -10,7 +10,10 @@ sentences in one batched call. The diary (``diary_zh.txt``, cut5 as TTS.run does
 against one batched call (upstream spent 10.5-11.9 s of BERT per diary run). A bfloat16 line shows the
 opt-in speed and its distance from float32 (beyond the 1e-3 parity tolerance). HuBERT prompt features
 for a 5 s 32 kHz voiced clip (soxr HQ to 16 kHz, 0.6 s silence appended; upstream 0.54 s).
-The random models are written by a child process, so the peak RSS printed is loading + inference only.
+Unless ``--no-upstream``, upstream's way (the whole BertForMaskedLM with all hidden states, one call per
+segment) is timed in the same run, alternating with ours, so that the ratio holds on a busy machine.
+The random models are written by a child process, so the peak RSS printed is loading + inference only
+(with the upstream-way comparison loaded too, unless ``--no-upstream``).
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from engine import audio
-from engine.features.bert import BertFeatures, write_random_bert
+from engine.features.bert import BERT_DIM, BertFeatures, write_random_bert
 from engine.features.hubert import HubertFeatures, write_random_hubert
-from engine.text import phonemize_segments, split_text
+from engine.text import PhoneSegment, phonemize_segments, split_text
 
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "bench"
 UPSTREAM = {"bert_per_100": 0.505, "bert_per_100_segments": 2.0, "hubert_5s": 0.54}
@@ -94,11 +98,47 @@ def bench(args: argparse.Namespace) -> None:
         print(f"peak RSS: {peak_rss_mb():.0f} MB", flush=True)
 
 
+def upstream_way(folder: Path) -> Callable[[list[PhoneSegment]], torch.Tensor]:
+    """Upstream's get_bert_feature: the whole BertForMaskedLM with all hidden states, one segment per call."""
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModelForMaskedLM.from_pretrained(folder, local_files_only=True).eval()
+
+    def features(segments: list[PhoneSegment]) -> torch.Tensor:
+        parts = []
+        for seg in segments:
+            if seg.lang != "zh":
+                parts.append(torch.zeros(BERT_DIM, len(seg.phones)))
+                continue
+            with torch.no_grad():
+                out = model(**tokenizer(seg.norm_text, return_tensors="pt"), output_hidden_states=True)
+            words = out.hidden_states[-3][0][1:-1]
+            parts.append(torch.repeat_interleave(words, torch.tensor(seg.word2ph), dim=0).T)
+        return torch.cat(parts, dim=1)
+
+    return features
+
+
+def side_by_side(label: str, ours: Callable[[], object], theirs: Callable[[], object] | None, repeats: int,
+                 scale: float = 1.0, upstream: float | None = None) -> None:
+    """Ours and the upstream way alternately, so that both see the same load on a shared machine."""
+    ours_t, theirs_t = [], []
+    for _ in range(repeats):
+        ours_t += timed(ours, 1)
+        if theirs is not None:
+            theirs_t += timed(theirs, 1)
+    report(label, ours_t, scale, upstream)
+    if theirs_t:
+        ratio = statistics.median(theirs_t) / statistics.median(ours_t)
+        report("  the upstream way, same run", theirs_t, scale)
+        print(f"  -> ours is {ratio:.2f}x the upstream way's speed (medians)", flush=True)
+
+
 def bench_bert(folder: Path, args: argparse.Namespace) -> str:
     start = time.perf_counter()
     bert = BertFeatures.load(folder, args.device, getattr(torch, args.dtype))
     print(f"BERT load: {time.perf_counter() - start:.2f} s, {len(bert.model.encoder.layer)} of 24 layers kept, "
           f"peak RSS {peak_rss_mb():.0f} MB", flush=True)
+    theirs = upstream_way(folder) if args.compare_upstream else None
 
     text = (BENCH / "bert_100.txt").read_text(encoding="utf-8").strip()
     whole = phonemize_segments(text, "zh")
@@ -107,8 +147,8 @@ def bench_bert(folder: Path, args: argparse.Namespace) -> str:
           f"{len(sentences)} sentences", flush=True)
     per_100 = 100.0 / len(text)
     bert.phone_features(whole)  # warm-up
-    report("BERT, one segment, per 100 characters", timed(lambda: bert.phone_features(whole), args.repeats),
-           per_100, UPSTREAM["bert_per_100"])
+    side_by_side("BERT, one segment, per 100 characters", lambda: bert.phone_features(whole),
+                 theirs and (lambda: theirs(whole)), args.repeats, per_100, UPSTREAM["bert_per_100"])
     report("BERT, one call per sentence, per 100 characters",
            timed(lambda: [bert.phone_features(s) for s in sentences], args.repeats), per_100)
     report("BERT, sentences in one batched call, per 100 chars",
@@ -117,13 +157,16 @@ def bench_bert(folder: Path, args: argparse.Namespace) -> str:
     diary = (BENCH / "diary_zh.txt").read_text(encoding="utf-8").strip()
     pieces = [phonemize_segments(piece, "zh") for piece in split_text(diary, "zh", "cut5")]
     print(f"diary: {len(diary)} characters, {len(pieces)} cut5 segments", flush=True)
-    report("BERT, diary, one call per segment (upstream's way)",
+    side_by_side("BERT, diary, all segments batched", lambda: bert.phone_features_many(pieces),
+                 theirs and (lambda: [theirs(p) for p in pieces]), max(1, args.repeats // 2))
+    report("BERT, diary, one call per segment with our encoder",
            timed(lambda: [bert.phone_features(p) for p in pieces], max(1, args.repeats // 2)))
-    report("BERT, diary, all segments batched",
-           timed(lambda: bert.phone_features_many(pieces), max(1, args.repeats // 2)))
     one_by_one = [bert.phone_features(p) for p in pieces]
     batched = bert.phone_features_many(pieces)
     diff = max((a - b).abs().max().item() for a, b in zip(one_by_one, batched, strict=True))
+    if theirs is not None:
+        diff_up = max((a - theirs(p)).abs().max().item() for a, p in zip(batched, pieces, strict=True))
+        print(f"diary: ours vs the upstream way max abs diff {diff_up:.2e}", flush=True)
     print(f"diary batched vs one-by-one max abs diff: {diff:.2e}; peak RSS {peak_rss_mb():.0f} MB", flush=True)
     return text
 
@@ -163,6 +206,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-upstream", dest="compare_upstream", action="store_false",
+                        help="skip timing upstream's way (full BertForMaskedLM, one call per segment) alongside")
     parser.add_argument("--models", type=Path, help="folder holding (or to receive) the random model folders")
     bench(parser.parse_args())
 
