@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -109,6 +110,18 @@ def test_random_writer_leaves_the_global_generator_alone(tmp_path: Path) -> None
 def test_loading_a_missing_folder_names_it_without_any_network(tmp_path: Path, no_network: None) -> None:
     with pytest.raises(ModelsMissing, match="chinese-hubert-base"):
         HubertFeatures.load(tmp_path / "chinese-hubert-base")
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(tmp_path: Path, tiny_folder: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_folder, broken)
+    weights = load_file(str(broken / "model.safetensors"))
+    del weights["encoder.layers.1.attention.k_proj.weight"]
+    save_file(weights, str(broken / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ModelsMissing, match="k_proj"):
+        HubertFeatures.load(broken)
 
 
 def test_full_config_builds_exactly_the_manifests_keys_and_shapes() -> None:

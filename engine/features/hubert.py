@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
+from engine.errors import ModelsMissing
 from engine.features.loading import quiet_transformers, require_folder
 
 SSL_DIM = 768  # hidden width of HuBERT base; SoVITS's ssl_proj is built for it
@@ -33,7 +34,16 @@ class HubertFeatures:
     ) -> HubertFeatures:
         folder = require_folder(folder, "config.json", what="HuBERT (chinese-hubert-base)")
         with quiet_transformers():
-            model = HubertModel.from_pretrained(folder, local_files_only=True, torch_dtype=dtype)
+            model, info = HubertModel.from_pretrained(
+                folder, local_files_only=True, torch_dtype=dtype, output_loading_info=True
+            )
+        # transformers fills missing weights with random values; only the training-time mask embedding may be absent
+        missing = [key for key in info["missing_keys"] if key != "masked_spec_embed"]
+        if missing or info["mismatched_keys"]:
+            raise ModelsMissing(
+                f"HuBERT weights in {folder} do not fit its config: missing {missing[:5]}, "
+                f"mismatched {info['mismatched_keys'][:5]}"
+            )
         preprocessor = folder / "preprocessor_config.json"
         normalize = json.loads(preprocessor.read_text()).get("do_normalize", True) if preprocessor.exists() else True
         return cls(model.to(device), normalize)
