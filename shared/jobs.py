@@ -164,24 +164,29 @@ def dispatch_member(db: Database, member_id: str, publish: Publish, concurrency:
                     lanes: tuple[str, ...] = (INTERACTIVE, BACKGROUND)) -> list[str]:
     """Publish this member's next waiting jobs, up to ``concurrency`` in flight per lane."""
     with db.write() as session:
-        return dispatch_in(session, member_id, publish, concurrency, lanes)
+        chosen = choose_dispatches(session, member_id, concurrency, lanes)
+    return publish_all(db, chosen, publish)
 
 
-def dispatch_in(session: Session, member_id: str, publish: Publish, concurrency: int,
-                lanes: tuple[str, ...] = (INTERACTIVE, BACKGROUND)) -> list[str]:
-    """:func:`dispatch_member` inside the caller's write transaction (committed by the caller)."""
-    published: list[str] = []
+def choose_dispatches(session: Session, member_id: str, concurrency: int,
+                      lanes: tuple[str, ...] = (INTERACTIVE, BACKGROUND)) -> list[Dispatch]:
+    """Mark this member's next waiting jobs as dispatched, in the caller's write transaction.
+
+    The caller publishes them with :func:`publish_all` only after committing: a worker handed a
+    job id before the row is committed would not see it, and drop the message.
+    """
     # The member row is the mutex: concurrent dispatchers for one member take turns here.
     locked = session.exec(update(Member).where(Member.id == member_id)
                           .values(dispatch_seq=Member.dispatch_seq + 1)).rowcount
     if not locked:
-        return published
+        return []
     in_flight = dict(session.exec(
         select(Job.lane, func.count()).where(
             Job.member_id == member_id, Job.lane.in_(lanes), Job.status.in_((QUEUED, RUNNING)),
             Job.dispatched_at.is_not(None)).group_by(Job.lane)
     ).all())
     t = now()
+    chosen: list[Dispatch] = []
     for lane in lanes:
         free = concurrency - in_flight.get(lane, 0)
         if free <= 0:
@@ -194,11 +199,22 @@ def dispatch_in(session: Session, member_id: str, publish: Publish, concurrency:
         ).all()
         if waiting:
             session.exec(update(Job).where(Job.id.in_([row.id for row in waiting])).values(dispatched_at=t))
-        for row in waiting:
-            # Published before commit: if publishing fails nothing is marked; if we die after
-            # publishing, a later dispatch publishes again and the worker's claim drops the copy.
-            publish(Dispatch(row.id, row.kind, row.queue, row.priority))
-            published.append(row.id)
+        chosen += [Dispatch(row.id, row.kind, row.queue, row.priority) for row in waiting]
+    return chosen
+
+
+def publish_all(db: Database, dispatches: list[Dispatch], publish: Publish) -> list[str]:
+    """Publish committed dispatches. One that fails is unmarked, so the next dispatch retries it."""
+    published: list[str] = []
+    for i, dispatch in enumerate(dispatches):
+        try:
+            publish(dispatch)
+        except Exception:
+            with db.write() as session:
+                session.exec(update(Job).where(Job.id.in_([d.job_id for d in dispatches[i:]]),
+                                               Job.status == QUEUED).values(dispatched_at=None))
+            raise
+        published.append(dispatch.job_id)
     return published
 
 
@@ -236,8 +252,10 @@ def requeue_lost(db: Database, publish: Publish, redeliver_after_s: float) -> li
             .values(dispatched_at=t)
             .returning(Job.id, Job.kind, Job.queue, Job.priority)
         ).all()
-        for row in [*lost, *stale]:
-            publish(Dispatch(row.id, row.kind, row.queue, row.priority))
+    # After the commit (see choose_dispatches). If publishing fails here, the job stays queued
+    # and dispatched, and the stale check above publishes it again later.
+    for row in [*lost, *stale]:
+        publish(Dispatch(row.id, row.kind, row.queue, row.priority))
     return [row.id for row in [*lost, *stale]]
 
 

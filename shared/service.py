@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -57,6 +58,7 @@ REFERENCE_FORMATS = ("WAV", "WAVEX", "RF64", "FLAC", "OGG", "MP3")
 TRANSCRIPT_MAX_CHARS = 500
 DELETE_CONFIRM_TTL_S = 600
 TOKEN_PREFIX = "edy_"
+log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -106,7 +108,14 @@ class Backend:
     publish: jobstate.Publish
 
     def dispatch(self, member_id: str, lanes: tuple[str, ...] = (INTERACTIVE, BACKGROUND)) -> list[str]:
-        return jobstate.dispatch_member(self.db, member_id, self.publish, self.settings.member_concurrency, lanes)
+        """Hand the member's next jobs to the workers. A broker that is down only delays them: the
+        jobs stay queued and the workers' sweep dispatches them once it is back."""
+        try:
+            return jobstate.dispatch_member(self.db, member_id, self.publish, self.settings.member_concurrency,
+                                            lanes)
+        except Exception:
+            log.warning("could not dispatch jobs of member %s now; the sweep will", member_id, exc_info=True)
+            return []
 
 
 def open_backend(settings: Settings, publish: jobstate.Publish | None = None) -> Backend:
@@ -363,11 +372,11 @@ def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest
               format=request.format, idempotency_key=idempotency_key, request_hash=request_hash)
     try:
         with backend.db.write() as session:
-            # Insert and hand to the broker in one transaction (one commit on the request's path).
+            # Insert and choose what to dispatch in one transaction (one commit on the request's path).
             job.mark = _new_mark(session)
             session.add(job)
             session.flush()
-            jobstate.dispatch_in(session, member.id, backend.publish, s.member_concurrency, (lane,))
+            chosen = jobstate.choose_dispatches(session, member.id, s.member_concurrency, (lane,))
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -376,6 +385,10 @@ def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest
         if earlier is None:
             raise
         return _replay(earlier, request_hash)
+    try:
+        jobstate.publish_all(backend.db, chosen, backend.publish)
+    except Exception:
+        log.warning("could not publish job %s now; the sweep will", job.id, exc_info=True)
     return job, False
 
 

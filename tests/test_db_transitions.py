@@ -132,3 +132,31 @@ def test_cancel_of_a_queued_job_beats_a_later_claim(db_url):
         assert jobstate.request_cancel(session, job_id, member_id) == ("cancelled", True)
         assert jobstate.claim(session, job_id, "w", 60) is None
         assert jobstate.request_cancel(session, job_id, "someone-else") is None
+
+
+def test_a_worker_handed_a_new_job_finds_it_committed(db_url, tmp_path):
+    """Regression: publishing before the commit let an instant worker miss the new row and drop it."""
+    from shared import service
+    from shared.models import Voice
+    from shared.schemas import SynthesisRequest
+    from shared.settings import Settings
+    from shared.storage import LocalStorage
+
+    db = Database(db_url)
+    worker_db = Database(db_url)  # another connection pool, as a worker process has
+    claims: list[int | None] = []
+
+    def instant_worker(dispatch: jobstate.Dispatch) -> None:
+        with worker_db.write() as session:
+            claims.append(jobstate.claim(session, dispatch.job_id, "instant", 60))
+
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    backend = service.Backend(settings, db, LocalStorage(tmp_path, "http://x", b"k" * 32), instant_worker)
+    member, _ = service.create_member(backend, f"m-{time.monotonic_ns()}")
+    voice = Voice(member_id=member.id, name="v", language="zh", transcript="x", status="ready", profile_key="k")
+    with db.write() as session:
+        session.add(voice)
+    job, _ = service.create_synthesis(backend, member, SynthesisRequest(text="今天。", voice_id=voice.id))
+    assert claims == [1]
+    with db.read() as session:
+        assert session.get(Job, job.id).status == "running"

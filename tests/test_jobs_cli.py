@@ -54,9 +54,9 @@ def test_the_embedded_mode_enrolls_and_renders_in_process(tmp_data_dir, tiny_mod
     added = run_cli(tmp_data_dir, "voices", "add", str(reference), "-t", "今天天气很好。", models=tiny_models_for_cli)
     assert added.returncode == 0, added.stderr
     voice_id = added.stdout.strip()
-    out = tmp_data_dir.parent / "today.ogg"
+    out = tmp_data_dir.parent / "today.flac"
     submitted = run_cli(tmp_data_dir, "submit", "--text", "今天我们去公园散步。天气很好。", "-v", voice_id,
-                        "-f", "ogg", "-o", str(out), models=tiny_models_for_cli)
+                        "-f", "flac", "-o", str(out), models=tiny_models_for_cli)
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.strip()
     audio, rate = sf.read(out)

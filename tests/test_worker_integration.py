@@ -217,9 +217,9 @@ def test_the_stored_audio_carries_the_jobs_watermark_and_label_for_its_owner_onl
 
     client, voice_id = ann
     text = "".join(f"水印测试第{i}句，今天天气很好。" for i in range(6))
-    job = client.wait(client.synthesize(text, voice_id, seed=2).job_id, timeout_s=180)
+    job = client.wait(client.synthesize(text, voice_id, seed=2, format="flac").job_id, timeout_s=180)
     assert job.status == "succeeded", job.error
-    data = client.download(job.job_id, tmp_path / "marked.wav").read_bytes()
+    data = client.download(job.job_id, tmp_path / "marked.flac").read_bytes()
     found = client.detect(data)
     assert found.present and found.mac_ok and found.mine
     assert (found.job_id, found.voice_id) == (job.job_id, voice_id)
