@@ -153,7 +153,7 @@ def synthetic_speech(seconds: float, seed: int = 0, rate: int = SR) -> np.ndarra
 # --- attacks (each: input WAV path, output WAV path, rng) -> output at 32 kHz unless noted -------
 
 def _ff(src: Path, dst: Path, enc: list[str], ext: str, enc_rate: int | None = None) -> None:
-    tmp = dst.with_suffix("." + ext)
+    tmp = dst.with_suffix(".enc." + ext)
     rate = ["-ar", str(enc_rate)] if enc_rate else []
     sh(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), *rate, *enc, str(tmp)])
     sh(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(tmp), "-ar", str(SR), "-ac", "1", "-c:a", "pcm_s16le",
