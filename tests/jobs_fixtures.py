@@ -49,3 +49,22 @@ def wait_until(condition: Callable[[], object], timeout: float, interval: float 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def tiny_models(tmp_path_factory) -> Path:  # noqa: ANN001 - pytest's TempPathFactory
+    """Tiny random models, written once per test session and shared by every module that asks."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    pytest.importorskip("engine.render", reason="the engine's render module has not landed yet")
+    folder = tmp_path_factory.getbasetemp() / "echodiary-tiny-models"
+    done = folder / ".complete"
+    if not done.exists():
+        made = subprocess.run([sys.executable, "-m", "producer.cli", "models", "init", "--random", str(folder),
+                               "--size", "tiny"], cwd=Path(__file__).resolve().parents[1],
+                              capture_output=True, text=True, timeout=300)
+        assert made.returncode == 0, made.stderr
+        done.touch()
+    return folder

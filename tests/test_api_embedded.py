@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+import jobs_fixtures
 import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
@@ -20,12 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
-    pytest.importorskip("engine.render", reason="the engine's render module has not landed yet")
-    folder = tmp_path_factory.mktemp("embedded-models")
-    done = subprocess.run([sys.executable, "-m", "producer.cli", "models", "init", "--random", str(folder),
-                           "--size", "tiny"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return folder
+    return jobs_fixtures.tiny_models(tmp_path_factory)
 
 
 def test_upload_synthesize_and_download_through_a_signed_local_link(tmp_data_dir, models):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jobs_fixtures
 import pytest
 import soundfile as sf
 from jobs_fixtures import audio_bytes, embedded_settings
@@ -67,9 +68,4 @@ def test_the_embedded_mode_enrolls_and_renders_in_process(tmp_data_dir, tiny_mod
 
 @pytest.fixture(scope="module")
 def tiny_models_for_cli(tmp_path_factory) -> Path:
-    pytest.importorskip("engine.render", reason="the engine's render module has not landed yet")
-    folder = tmp_path_factory.mktemp("cli-models")
-    done = subprocess.run([sys.executable, "-m", "producer.cli", "models", "init", "--random", str(folder),
-                           "--size", "tiny"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return folder
+    return jobs_fixtures.tiny_models(tmp_path_factory)

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import jobs_fixtures
 import pytest
 import soundfile as sf
 from jobs_fixtures import audio_bytes, free_port, wait_until
@@ -33,13 +34,9 @@ pytest.importorskip("engine.render", reason="the engine's render module has not 
 LONG_ENTRY = "".join(f"第{i}句话讲今天的事情。" for i in range(16))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-models")
-    done = subprocess.run([sys.executable, "-m", "producer.cli", "models", "init", "--random", str(folder),
-                           "--size", "tiny"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return folder
+    return jobs_fixtures.tiny_models(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -304,18 +301,16 @@ def test_the_same_idempotency_key_gives_the_same_job(stack, ann):
     assert clash.value.status == 409
 
 
-def test_bad_input_gets_a_clear_4xx_and_leaves_nothing_behind(stack):
-    client = _member(stack, "dan")
+def test_bad_input_gets_a_clear_4xx_and_leaves_nothing_behind(stack, ann):
+    client, voice_id = ann
     member_id = _member_id(client)
-    voice = client.upload_voice(audio_bytes(4.0, seed=9), "我的声音。", "zh", "dan")
-    assert client.wait(voice.job_id, timeout_s=120).status == "succeeded"
-    before_jobs, before_objects = client.jobs().total, stack.objects(member_id)
+    before_jobs, before_objects, before_voices = client.jobs().total, stack.objects(member_id), len(client.voices())
     http = httpx.Client(base_url=stack.settings.api_url, headers=client.http.headers)
     cases = [
-        (http.post("/v1/syntheses", json={"text": "", "voice_id": voice.voice_id}), 422, "text"),
-        (http.post("/v1/syntheses", json={"text": "好" * 2001, "voice_id": voice.voice_id}), 422, "limit is 2000"),
+        (http.post("/v1/syntheses", json={"text": "", "voice_id": voice_id}), 422, "text"),
+        (http.post("/v1/syntheses", json={"text": "好" * 2001, "voice_id": voice_id}), 422, "limit is 2000"),
         (http.post("/v1/syntheses", json={"text": "好", "voice_id": uuid.uuid4().hex}), 404, "not found"),
-        (http.post("/v1/syntheses", json={"text": "好", "voice_id": voice.voice_id, "speed": 2}), 422, "unknown field"),
+        (http.post("/v1/syntheses", json={"text": "好", "voice_id": voice_id, "speed": 2}), 422, "unknown field"),
         (http.post("/v1/voices", files={"audio": ("a.wav", b"MZ\x90\x00" * 400)},
                    data={"transcript": "x", "name": "x"}), 415, "not audio"),
         (http.post("/v1/voices", files={"audio": ("a.wav", audio_bytes(9.0, sample_rate=96000))},
@@ -327,11 +322,12 @@ def test_bad_input_gets_a_clear_4xx_and_leaves_nothing_behind(stack):
         assert response.status_code == status, (response.request.url, response.text)
         assert words in response.json()["detail"]
     assert client.jobs().total == before_jobs and stack.objects(member_id) == before_objects
-    assert len(client.voices()) == 1
+    assert len(client.voices()) == before_voices
     with stack.db.read() as session:
         from sqlalchemy import func, select
 
-        assert session.exec(select(func.count()).select_from(Voice).where(Voice.member_id == member_id)).one()[0] == 1
+        assert session.exec(select(func.count()).select_from(Voice)
+                            .where(Voice.member_id == member_id)).one()[0] == before_voices
 
 
 # --- the command line in server mode, and Flower -------------------------------------------------
