@@ -39,6 +39,7 @@ class Storage(Protocol):
     def delete_prefix(self, prefix: str) -> int: ...
     def list(self, prefix: str) -> list[str]: ...
     def url(self, key: str, expires_in: int, filename: str | None = None) -> str: ...
+    def check(self) -> None: ...
 
 
 CONTENT_TYPES = {
@@ -93,6 +94,10 @@ class S3Storage:
         except ClientError:
             self._call(self.client.create_bucket)
 
+    def check(self) -> None:
+        """Raise unless the bucket answers."""
+        self._call(self.client.head_bucket)
+
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self._call(self.client.put_object, Key=key, Body=data, ContentType=content_type)
 
@@ -145,6 +150,11 @@ class LocalStorage:
         if not path.is_relative_to(self.root) or path == self.root:
             raise StorageError(f"key {key!r} points outside the storage folder")
         return path
+
+    def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK):
+            raise StorageError(f"the storage folder {self.root} is not writable")
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         path = self._path(key)

@@ -83,6 +83,12 @@ def test_object_keys_are_built_from_ids_only():
         keys.result_key(member, job, "exe")
 
 
+def test_check_answers_for_a_bucket_that_exists_only(s3):
+    S3Storage(s3.endpoint_url, s3.access_key, s3.secret_key, s3.bucket).check()
+    with pytest.raises(StorageError):
+        S3Storage(s3.endpoint_url, s3.access_key, s3.secret_key, "no-such-bucket-here").check()
+
+
 def test_an_unreachable_s3_server_is_reported_as_unavailable():
     from jobs_fixtures import free_port
 

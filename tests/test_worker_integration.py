@@ -287,6 +287,20 @@ def test_a_worker_killed_mid_job_leads_to_exactly_one_result(stack, ann):
     assert recovered_in < 60
 
 
+def test_a_pool_process_killed_mid_job_is_replaced_and_the_job_taken_over(stack, ann):
+    client, voice_id = ann
+    job_id = client.synthesize(LONG_ENTRY, voice_id, seed=6).job_id
+    _wait_for_chunks(client, job_id, 2)
+    holder, pid, _task = stack.job_row(job_id).worker.split(":")
+    os.kill(int(pid), signal.SIGKILL)  # the worker's main process stays and requeues the message at once
+    job = client.wait(job_id, timeout_s=90, poll_s=0.2)
+    assert job.status == "succeeded", job.error
+    row = stack.job_row(job_id)
+    assert row.attempt == 2
+    assert [k for k in stack.objects(row.member_id) if f"/jobs/{job_id}/" in k] == [row.result_key]
+    assert all(proc.poll() is None for proc in stack.workers.values())
+
+
 # --- idempotency and bad input through the real stack --------------------------------------------
 
 def test_the_same_idempotency_key_gives_the_same_job(stack, ann):

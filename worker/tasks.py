@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -37,7 +38,8 @@ def backend() -> Backend:
 
 def _run(task: Task, job_id: str) -> str:
     try:
-        return run_job(backend(), job_id, f"{task.request.hostname or worker_name()}:{task.request.id}")
+        # "<worker name>:<pid>:<task id>": who holds the job, down to the pool process.
+        return run_job(backend(), job_id, f"{task.request.hostname or worker_name()}:{os.getpid()}:{task.request.id}")
     except TransientError as exc:
         retries = task.request.retries
         if retries >= app.settings.task_max_retries:

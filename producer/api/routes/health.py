@@ -22,7 +22,7 @@ def healthz(response: Response, backend: Backend = Depends(get_backend)) -> Heal
     except Exception:
         database = False
     try:
-        backend.storage.exists("healthz/probe")
+        backend.storage.check()
         storage = True
     except Exception:
         storage = False
