@@ -173,6 +173,7 @@ def _synthesize(ctx: Context) -> str:
     key = keys.result_key(job.member_id, job.id, job.format)
     lease.check()
     backend.storage.put(key, rendered.data, CONTENT_TYPES[job.format])
+    chunks.clear()  # before the job reads as finished, so a finished job owns exactly one object
     finished = now()
     with backend.db.write() as session:
         done = jobstate.finish(session, job.id, lease.attempt, result_key=key, result_bytes=len(rendered.data),
@@ -181,7 +182,6 @@ def _synthesize(ctx: Context) -> str:
     if not done:
         _drop_orphan(backend, job, key)
         return "lost"
-    chunks.clear()
     return "succeeded"
 
 
