@@ -175,13 +175,22 @@ def test_cancel_stops_between_chunks(engine, voice_a):
         engine.render(DIARY, voice_a, RenderParams(seed=1, batch_size=1), should_cancel=should_cancel)
 
 
-def test_runaway_chunks_are_retried_and_reported(engine, voice_a):
-    # Random weights never say EOS: every chunk runs into its cap, is retried, and the report says so.
-    result = engine.render("今天天气很好。", voice_a, RenderParams(seed=1, max_retries=2))
+def test_runaway_chunks_are_retried_and_reported(tiny_models, voice_a):
+    # A GPT that can never say EOS (as a broken fine-tune might): every attempt runs into the cap.
+    stuck = Engine.load(tiny_models, device="cpu", precision="fp32")
+    eos = stuck.models.t2s.config.eos
+
+    def never_eos(module, inputs, logits):
+        logits[..., eos] = -1e9
+        return logits
+
+    stuck.models.t2s.ar_predict_layer.register_forward_hook(never_eos)
+    result = stuck.render("今天天气很好。", voice_a, RenderParams(seed=1, max_retries=2))
     chunk = result.chunks[0]
     assert chunk.retries == 2
     assert chunk.problems == ["runaway", "runaway", "runaway (kept the best attempt)"]
-    assert chunk.tokens <= guards.token_cap(chunk.phones, 50 * engine.models.max_sec)
+    assert chunk.tokens == guards.token_cap(chunk.phones, 50 * stuck.models.max_sec)
+    assert result.retried == [chunk]
 
 
 def test_text_with_nothing_to_say_is_refused(engine, voice_a):
