@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.features.bert import BERT_DIM, BertFeatures
+from engine.features.bert import BertFeatures
 from engine.text import phonemize_segments, phones_to_ids
 
 
@@ -25,19 +25,11 @@ class TextFeatures:
 
 def text_features_many(bert: BertFeatures, texts: Sequence[str], language: str) -> list[TextFeatures]:
     segmented = [phonemize_segments(text, language) for text in texts]
-    zh = [(t, s) for t, segs in enumerate(segmented) for s, seg in enumerate(segs) if seg.lang == "zh"]
-    found = bert.features_many([(segmented[t][s].norm_text, segmented[t][s].word2ph) for t, s in zh])
-    by_key = dict(zip(zh, found, strict=True))
-    out = []
-    for t, segs in enumerate(segmented):
-        parts = [
-            by_key.get((t, s), torch.zeros(BERT_DIM, len(seg.phones), device=bert.device, dtype=bert.model.dtype))
-            for s, seg in enumerate(segs)
-        ]
-        phones = [p for seg in segs for p in seg.phones]
-        features = torch.cat(parts, dim=1) if parts else torch.zeros(BERT_DIM, 0, device=bert.device)
-        out.append(TextFeatures(phones_to_ids(phones), features, "".join(seg.norm_text for seg in segs)))
-    return out
+    features = bert.phone_features_many(segmented)
+    return [
+        TextFeatures(phones_to_ids([p for seg in segs for p in seg.phones]), feats, "".join(seg.norm_text for seg in segs))
+        for segs, feats in zip(segmented, features, strict=True)
+    ]
 
 
 def text_features(bert: BertFeatures, text: str, language: str) -> TextFeatures:
