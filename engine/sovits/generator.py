@@ -1,7 +1,9 @@
 """``dec``: the HiFi-GAN v1 waveform generator (latent frames at 50 Hz -> 32 kHz samples).
 
-This is where SoVITS spends its time (over 90 % on CPU), so the forward passes avoid needless
-copies: activations are updated in place where no autograd graph is being recorded.
+This is where SoVITS spends its time (over 90 % on CPU). Activations stay in the channels-last
+[B, C, 1, T] "rows" layout between the first and the last convolution (see engine.sovits.layers),
+the upsampling runs polyphase, and activations are updated in place where no autograd graph is
+being recorded.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.sovits.config import SoVITSConfig
-from engine.sovits.layers import LRELU_SLOPE, WNConv1d, WNConvTranspose1d, get_padding
+from engine.sovits.layers import LRELU_SLOPE, RowsConv1d, RowsConvTranspose1d, get_padding, to_rows
 
 
 def _inplace_ok(x: Tensor) -> bool:
     return not (torch.is_grad_enabled() and x.requires_grad)
+
+
+def _leaky_relu_(x: Tensor, slope: float) -> Tensor:
+    return F.leaky_relu_(x, slope) if _inplace_ok(x) else F.leaky_relu(x, slope)
 
 
 class ResBlock1(nn.Module):
@@ -24,17 +30,16 @@ class ResBlock1(nn.Module):
     def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...]) -> None:
         super().__init__()
         self.convs1 = nn.ModuleList(
-            WNConv1d(channels, channels, kernel_size, dilation=d, padding=get_padding(kernel_size, d)) for d in dilations
+            RowsConv1d(channels, channels, kernel_size, dilation=d, padding=get_padding(kernel_size, d))
+            for d in dilations
         )
         self.convs2 = nn.ModuleList(
-            WNConv1d(channels, channels, kernel_size, padding=get_padding(kernel_size)) for _ in dilations
+            RowsConv1d(channels, channels, kernel_size, padding=get_padding(kernel_size)) for _ in dilations
         )
 
     def forward(self, x: Tensor) -> Tensor:
         for conv1, conv2 in zip(self.convs1, self.convs2, strict=True):
-            xt = conv1(F.leaky_relu(x, LRELU_SLOPE))
-            xt = F.leaky_relu_(xt, LRELU_SLOPE) if _inplace_ok(xt) else F.leaky_relu(xt, LRELU_SLOPE)
-            xt = conv2(xt)
+            xt = conv2(_leaky_relu_(conv1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
             x = xt.add_(x) if _inplace_ok(xt) else xt + x
         return x
 
@@ -49,7 +54,7 @@ class Generator(nn.Module):
         self.resblocks = nn.ModuleList()
         for i, (rate, kernel) in enumerate(zip(c.upsample_rates, c.upsample_kernel_sizes, strict=True)):
             ch_in, ch = c.upsample_initial_channel // 2**i, c.upsample_initial_channel // 2 ** (i + 1)
-            self.ups.append(WNConvTranspose1d(ch_in, ch, kernel, rate, padding=(kernel - rate) // 2))
+            self.ups.append(RowsConvTranspose1d(ch_in, ch, kernel, rate, padding=(kernel - rate) // 2))
             for k, d in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes, strict=True):
                 self.resblocks.append(ResBlock1(ch, k, tuple(d)))
         self.conv_post = nn.Conv1d(ch, 1, 7, 1, padding=3, bias=False)
@@ -61,12 +66,14 @@ class Generator(nn.Module):
         x = self.conv_pre(z)
         if g is not None:
             x = x + self.cond(g)
+        x = to_rows(x)
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             xs = blocks[0](x)
             for block in blocks[1:]:
                 xs = xs.add_(block(x)) if _inplace_ok(xs) else xs + block(x)
-            x = xs / self.num_kernels
-        x = self.conv_post(F.leaky_relu(x))  # default slope 0.01 here, as upstream
-        return torch.tanh(x)
+            x = xs.div_(self.num_kernels) if _inplace_ok(xs) else xs / self.num_kernels
+        x = F.leaky_relu(x)  # default slope 0.01 here, as upstream
+        x = F.conv2d(x, self.conv_post.weight.unsqueeze(2), None, padding=(0, 3))
+        return torch.tanh(x).squeeze(2)

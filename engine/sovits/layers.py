@@ -47,7 +47,11 @@ def _norm_except_dim0(v: Tensor) -> Tensor:
 
 
 class _WeightNormConv(nn.Module):
-    """weight = weight_g * weight_v / ||weight_v|| (norm over every dim but 0), as legacy weight_norm."""
+    """weight = weight_g * weight_v / ||weight_v|| (norm over every dim but 0), as legacy weight_norm.
+
+    ``kernel()`` is the tensor the forward pass convolves with: the normed weight, possibly rearranged
+    for a faster layout (``_arrange``). ``fold()`` computes it once and keeps it.
+    """
 
     weight: Tensor | None
 
@@ -61,14 +65,20 @@ class _WeightNormConv(nn.Module):
         self.register_buffer("weight", None, persistent=False)
 
     def effective_weight(self) -> Tensor:
-        if self.weight is not None:
-            return self.weight
+        """The normed weight in the layout of the state dict."""
         return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
+
+    def _arrange(self, weight: Tensor) -> Tensor:
+        return weight
+
+    def kernel(self) -> Tensor:
+        return self.weight if self.weight is not None else self._arrange(self.effective_weight())
 
     @torch.no_grad()
     def fold(self) -> None:
         v = self.weight_v.float()
-        self.weight = (v * (self.weight_g.float() / _norm_except_dim0(v))).to(self.weight_v.dtype)
+        weight = (v * (self.weight_g.float() / _norm_except_dim0(v))).to(self.weight_v.dtype)
+        self.weight = self._arrange(weight)
 
     def unfold(self) -> None:
         self.weight = None
@@ -95,17 +105,7 @@ class WNConv1d(_WeightNormConv):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv1d(x, self.effective_weight(), self.bias, self.stride, self.padding, self.dilation, self.groups)
-
-
-class WNConvTranspose1d(_WeightNormConv):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int) -> None:
-        # Transposed-conv weights are [in, out, k]; the norm is still taken per slice of dim 0.
-        super().__init__((in_channels, out_channels, kernel_size), out_channels, True)
-        self.stride, self.padding = stride, padding
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv_transpose1d(x, self.effective_weight(), self.bias, self.stride, self.padding)
+        return F.conv1d(x, self.kernel(), self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class WNConv2d(_WeightNormConv):
@@ -121,7 +121,66 @@ class WNConv2d(_WeightNormConv):
         self.stride, self.padding = stride, padding
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.effective_weight(), self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.kernel(), self.bias, self.stride, self.padding)
+
+
+# -- the waveform generator's layers, in "rows" layout ---------------------------------------------
+# On CPU a 1-D convolution runs noticeably faster as a 2-D one over [B, C, 1, T] in channels-last
+# memory (time-major, channels innermost): about a third less time for the HiFi-GAN convolutions
+# here. The generator keeps its activations in that layout from its first to its last layer.
+
+
+def to_rows(x: Tensor) -> Tensor:
+    """[B, C, T] -> [B, C, 1, T] in channels-last memory."""
+    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
+def _rows_kernel(weight: Tensor) -> Tensor:
+    return weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
+class RowsConv1d(WNConv1d):
+    """A weight-normed Conv1d applied to [B, C, 1, T] channels-last activations."""
+
+    def _arrange(self, weight: Tensor) -> Tensor:
+        return _rows_kernel(weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.kernel(), self.bias, (1, self.stride), (0, self.padding), (1, self.dilation),
+                        self.groups)  # fmt: skip
+
+
+class RowsConvTranspose1d(_WeightNormConv):
+    """A weight-normed ConvTranspose1d on [B, C, 1, T] channels-last activations, computed polyphase.
+
+    Output sample ``q*u + r`` only sees input samples ``q - s`` through taps ``s*u + r``, so the
+    transposed convolution is an ordinary convolution with ``u * out`` channels (one group per
+    phase ``r``) whose outputs interleave. In channels-last memory the interleave is a free reshape.
+    This avoids the slow transposed-convolution kernels (up to 5x faster here).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int) -> None:
+        # Transposed-conv weights are [in, out, k]; the norm is still taken per slice of dim 0.
+        super().__init__((in_channels, out_channels, kernel_size), out_channels, True)
+        self.out_channels, self.kernel_size, self.stride, self.padding = out_channels, kernel_size, stride, padding
+        self.taps = -(-kernel_size // stride)  # input samples that reach one output sample
+
+    def _arrange(self, weight: Tensor) -> Tensor:
+        u, taps = self.stride, self.taps
+        w = F.pad(weight, (0, taps * u - self.kernel_size))  # [in, out, taps * u]
+        w = w.view(weight.shape[0], self.out_channels, taps, u).flip(2)  # cross-correlation order
+        w = w.permute(3, 1, 0, 2).reshape(u * self.out_channels, weight.shape[0], taps)  # [(r, out), in, taps]
+        return _rows_kernel(w)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, u = x.shape[0], x.shape[-1], self.stride
+        bias = self.bias.repeat(u) if self.bias is not None else None
+        y = F.conv2d(x, self.kernel(), bias, padding=(0, self.taps - 1))  # [B, u*out, 1, t + taps - 1]
+        phases = y.shape[-1]
+        # channels-last memory is [B][time][phase][out], i.e. already [B][time * u][out]
+        y = y.permute(0, 2, 3, 1).reshape(b, 1, phases * u, self.out_channels).permute(0, 3, 1, 2)
+        length = (t - 1) * u + self.kernel_size - 2 * self.padding
+        return y[..., self.padding : self.padding + length]
 
 
 def weight_norm_modules(module: nn.Module) -> Iterator[_WeightNormConv]:
