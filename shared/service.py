@@ -24,9 +24,11 @@ from shared.db import Database, get_database
 from shared.models import (
     ACTIVE,
     BACKGROUND,
+    CANCELLED,
     DELETING,
     ENROLL,
     ENROLLING,
+    FAILED,
     FINETUNE,
     INTERACTIVE,
     READY,
@@ -486,7 +488,8 @@ def find_job_by_mark(backend: Backend, member: Member, mark: int) -> Job | None:
 # --- housekeeping ------------------------------------------------------------------------------
 
 def cleanup_expired(backend: Backend) -> int:
-    """Delete results past their TTL (the job stays, without audio or text); purge half-deleted voices."""
+    """Delete results past their TTL (the job stays, without audio or text), forget the text of jobs
+    that failed or were cancelled as long ago, and purge half-deleted voices."""
     t = now()
     with backend.db.read() as session:
         expired = session.exec(select(Job.id, Job.result_key).where(
@@ -497,6 +500,9 @@ def cleanup_expired(backend: Backend) -> int:
         with backend.db.write() as session:
             session.exec(update(Job).where(Job.id == row.id)
                          .values(result_key=None, result_bytes=0, text=None))
+    with backend.db.write() as session:  # diary text of jobs that ended without a result goes too
+        session.exec(update(Job).where(Job.status.in_((FAILED, CANCELLED)), Job.text.is_not(None),
+                                       Job.finished_at < t - backend.settings.result_ttl_s).values(text=None))
     for voice in deleting:
         if voice.updated_at < t - 60:  # not one a request is deleting right now
             purge_voice(backend, voice)

@@ -354,6 +354,23 @@ def test_results_link_expires_and_results_are_cleaned_up_after_their_ttl(stack):
     assert view["result"] is None and view["result_expired"] is True
     assert not stack.backend.storage.exists(key)
     assert stack.client.get(link).status_code == 404
+    with stack.backend.db.read() as session:
+        assert session.get(Job, job_id).text is None  # the diary text went with the audio
+
+
+def test_the_text_of_jobs_that_ended_without_a_result_is_forgotten_after_the_ttl(stack):
+    me = stack.member("ann")
+    job_id = stack.synth(me, text="不想留下的日记。", voice_id=stack.ready_voice(me)).json()["job_id"]
+    stack.client.post(f"/v1/jobs/{job_id}/cancel", headers=me)
+    service.cleanup_expired(stack.backend)
+    with stack.backend.db.read() as session:
+        assert session.get(Job, job_id).text == "不想留下的日记。"  # still within the TTL
+    with stack.backend.db.write() as session:
+        session.exec(update(Job).where(Job.id == job_id)
+                     .values(finished_at=service.now() - stack.settings.result_ttl_s - 1))
+    service.cleanup_expired(stack.backend)
+    with stack.backend.db.read() as session:
+        assert session.get(Job, job_id).text is None
 
 
 # --- deleting a voice ----------------------------------------------------------------------------
