@@ -166,6 +166,20 @@ def test_detection_works_at_other_rates_and_in_stereo(host, key):
     assert detect(resample(y.mean(axis=1), SR, 44100), 44100, key).payload == payload
 
 
+def test_speed_search_finds_a_mark_after_a_speed_change(marked, key):
+    y, payload = marked
+    slower = resample(y[: 20 * SR], int(SR * 0.97), SR)  # played 3 % slower: longer and lower, like sox speed
+    assert not detect(slower, SR, key).mac_ok
+    found = detect(slower, SR, key, speed_search=True)
+    assert found.mac_ok and found.payload == payload and found.speed == pytest.approx(0.97, abs=0.006)
+    assert found.z_threshold > detect(y[: 20 * SR], SR, key).z_threshold  # 50 speeds tried: a higher bar
+
+
+def test_speed_search_does_not_find_marks_in_unmarked_audio(host, key):
+    found = detect(resample(host[: 20 * SR], int(SR * 0.97), SR), SR, key, speed_search=True)
+    assert not found.present and not found.mac_ok
+
+
 def test_unmarked_and_wrong_key_audio_is_not_detected(host, marked, key):
     y, _ = marked
     other = WatermarkKey.generate()

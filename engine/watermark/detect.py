@@ -29,7 +29,9 @@ WINDOW_BLOCKS = 2  # windows of two blocks (16 s) every block (8 s) ...
 FULL_CANDIDATES = 4  # ... after decoding this many alignments of the whole file
 WINDOW_CANDIDATES = 2  # and this many of each window
 WINDOW_CHUNK = 8
-MAX_CANDIDATES = 256  # per key: bounds the MAC false-accept rate below 1e-7 even for hours of audio
+SPEED_RANGE, SPEED_STEP = 0.05, 0.002  # speed search: 0.95-1.05 (windows of 16 s tolerate +-0.1 %)
+SPEED_SYNC_Z = 5.0
+MAX_CANDIDATES = 256  # decodes per key: bounds the MAC false accepts by 6e-8 per key, whatever the input
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Detection:
     false_positive_bound: float
     z_threshold: float
     offset_s: float | None = None  # where a block starts, in seconds from the start of the input
+    speed: float = 1.0  # playback speed at which the mark was found (speed search)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -57,32 +60,46 @@ class _Candidate:
 
 
 def detect(audio: np.ndarray, sample_rate: int, keys: Keyring | WatermarkKey | list[WatermarkKey],
-           params: MarkParams = DEFAULT_PARAMS) -> Detection:
-    """Look for a mark made with any of ``keys`` in ``audio`` (samples, or samples x channels)."""
+           params: MarkParams = DEFAULT_PARAMS, *, speed_search: bool = False) -> Detection:
+    """Look for a mark made with any of ``keys`` in ``audio`` (samples, or samples x channels).
+
+    ``speed_search`` also tries playback speeds 0.95-1.05 (resampling, as after a speed change that
+    shifts pitch and tempo together); it costs about 50 times the plain search.
+    """
     key_list = _key_list(keys)
     x = np.asarray(audio, dtype=np.float64)
     mono = x if x.ndim == 1 else x.mean(axis=1)
     mono = mono[: int(MAX_SECONDS * sample_rate)]
-    blocks = _block_folds(resample(mono, sample_rate, params.rate), params)
-    n_windows = blocks.shape[1] - WINDOW_BLOCKS + 1 if blocks.shape[1] > 3 else 0
-    tests = len(key_list) * (1 + n_windows) * params.block_frames * params.phases
-    mac_budget = len(key_list) * MAX_CANDIDATES * 2.0 ** (-8 * MAC_BYTES)
+    speeds = [1.0]
+    if speed_search:
+        steps = round(SPEED_RANGE / SPEED_STEP)
+        speeds += [1 + k * SPEED_STEP for k in sorted(range(-steps, steps + 1), key=abs) if k]
+    blocks = [_block_folds(resample(mono, sample_rate / s, params.rate), params) for s in speeds[:1]]
+    n_windows = blocks[0].shape[1] - WINDOW_BLOCKS + 1 if blocks[0].shape[1] > 3 else 0
+    tests = len(speeds) * len(key_list) * (1 + n_windows) * params.block_frames * params.phases
+    mac_budget = len(key_list) * MAX_CANDIDATES * 2.0 ** (-8 * MAC_BYTES)  # decodes are capped per key
     z_threshold = math.sqrt(2 * math.log(tests / (FALSE_POSITIVE_RATE - mac_budget)))
 
-    best: tuple[float, WatermarkKey | None, _Candidate | None] = (-math.inf, None, None)
-    for key in key_list:
-        payload, z_max, cand = _search_key(blocks, n_windows, keyed_pattern(key, params), key, params)
-        if payload is not None:
-            return Detection(True, z_max, payload, True, key.id, min(1.0, mac_budget), z_threshold,
-                             _offset_s(cand, params))
-        if z_max > best[0]:
-            best = (z_max, key, cand)
-    z, key, cand = best
+    best: tuple[float, WatermarkKey | None, _Candidate | None, float] = (-math.inf, None, None, 1.0)
+    budget = {key.id: MAX_CANDIDATES for key in key_list}
+    for i, speed in enumerate(speeds):
+        folds = blocks[0] if i == 0 else _block_folds(resample(mono, sample_rate / speed, params.rate), params)
+        windows = folds.shape[1] - WINDOW_BLOCKS + 1 if folds.shape[1] > 3 else 0
+        min_z = -math.inf if i == 0 else SPEED_SYNC_Z  # other speeds decode only clear pilot peaks
+        for key in key_list:
+            payload, z_max, cand = _search_key(folds, windows, keyed_pattern(key, params), key, params,
+                                               budget, min_z)
+            if payload is not None:
+                return Detection(True, z_max, payload, True, key.id, min(1.0, mac_budget), z_threshold,
+                                 _offset_s(cand, params) * speed, speed)
+            if z_max > best[0]:
+                best = (z_max, key, cand, speed)
+    z, key, cand, speed = best
     z = z if math.isfinite(z) else 0.0
     present = z >= z_threshold
     return Detection(present, z, None, False, key.id if present and key else None,
                      min(1.0, mac_budget + tests * math.exp(-z * z / 2)), z_threshold,
-                     _offset_s(cand, params) if present and cand else None)
+                     _offset_s(cand, params) * speed if present and cand else None, speed if present else 1.0)
 
 
 def _key_list(keys: Keyring | WatermarkKey | list[WatermarkKey]) -> list[WatermarkKey]:
@@ -123,13 +140,20 @@ def _pilot_z(folded: np.ndarray, pattern: Pattern) -> np.ndarray:
     return corr / np.sqrt(np.maximum(energy, 1e-9))
 
 
-def _search_key(blocks: np.ndarray, n_windows: int, pattern: Pattern, key: WatermarkKey,
-                params: MarkParams) -> tuple[bytes | None, float, _Candidate | None]:
-    """Decode the best alignments of the whole input, then of each window; stop at a verified payload."""
+def _search_key(blocks: np.ndarray, n_windows: int, pattern: Pattern, key: WatermarkKey, params: MarkParams,
+                budget: dict[str, int], min_z: float) -> tuple[bytes | None, float, _Candidate | None]:
+    """Decode the best alignments of the whole input, then of each window; stop at a verified payload.
+
+    ``budget[key.id]`` counts the decodes left for this key (it bounds the MAC's false accepts);
+    candidates whose pilot Z is under ``min_z`` are not decoded.
+    """
     full = blocks.sum(axis=1)
     z_full = _pilot_z(full, pattern)  # (phases, block)
     cands = [_Candidate(float(z_full[p, o]), p, o) for p, o in _top(z_full, FULL_CANDIDATES)]
     for cand in cands:
+        if cand.z < min_z or budget[key.id] <= 0:
+            break
+        budget[key.id] -= 1
         if (payload := _decode(full[cand.phase], cand.offset, pattern, key, params)) is not None:
             return payload, float(z_full.max()), cand
     windowed: list[tuple[_Candidate, int]] = []
@@ -140,7 +164,10 @@ def _search_key(blocks: np.ndarray, n_windows: int, pattern: Pattern, key: Water
             windowed += [(_Candidate(float(z_win[p, i, o]), p, o), w) for p, o in _top(z_win[:, i], WINDOW_CANDIDATES)]
     windowed.sort(key=lambda cw: cw[0].z, reverse=True)
     best = max([cands[0], *(c for c, _ in windowed[:1])], key=lambda c: c.z)
-    for cand, w in windowed[: MAX_CANDIDATES - len(cands)]:
+    for cand, w in windowed:
+        if cand.z < min_z or budget[key.id] <= 0:
+            break
+        budget[key.id] -= 1
         if (payload := _decode(_window(blocks, w)[cand.phase], cand.offset, pattern, key, params)) is not None:
             return payload, best.z, cand
     return None, best.z, best

@@ -267,7 +267,9 @@ EXTENDED: dict[str, Callable[[Path, Path, np.random.Generator], None]] = {
     "delete_first_5s": _numpy(lambda x, r: x[5 * SR:]),
     "keep_3s": _numpy(_keep(3)),
     "speed_0.97": lambda s, d, r: sh(["sox", str(s), str(d), "speed", "0.97", "rate", str(SR)]),
+    "speed_1.03": lambda s, d, r: sh(["sox", str(s), str(d), "speed", "1.03", "rate", str(SR)]),
 }
+SPEED_SEARCH = {"speed_0.97", "speed_1.03"}  # detected with the (opt-in) speed search
 
 
 # --- one trial -------------------------------------------------------------------------------
@@ -329,7 +331,7 @@ def trial(task: Task) -> dict:
             dst = Path(tmp) / f"{name}.wav"
             (ATTACKS | EXTENDED)[name](src, dst, rng)
             y, rate = sf.read(dst, dtype="float64")
-            d = detect(y, rate, keyring)
+            d = detect(y, rate, keyring, speed_search=name in SPEED_SEARCH)
             outcomes.append(Outcome(name, d.mac_ok and d.payload == payload, d.mac_ok and d.payload != payload,
                                     d.present, d.z))
     return {"index": task.index, "voice": voice, "trial": task.trial_no, "snr": snr, "pesq": quality,
@@ -343,6 +345,7 @@ class NegativeTask:
     folder: str
     count: int
     length_s: float = LENGTH_S
+    speed_search: bool = False
 
 
 def negatives(task: NegativeTask) -> list[tuple[str, float, bool, bool]]:
@@ -363,7 +366,7 @@ def negatives(task: NegativeTask) -> list[tuple[str, float, bool, bool]]:
         y = source[start:start + int(seconds * SR)]
         if (i // 8) % 2 == 1:  # every other round through a noisy channel too
             y = _noise(y, rng, 30.0)
-        d = detect(y, SR, ours)
+        d = detect(y, SR, ours, speed_search=task.speed_search)
         results.append((f"{kind}_{seconds:g}s", d.z, d.present, d.mac_ok))
     return results
 
@@ -377,6 +380,8 @@ def main() -> None:
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "echodiary-wm-speech"))
     ap.add_argument("--seed", type=int, default=8)
     ap.add_argument("--extended", action="store_true", help="also the report-only attacks of research tiers A-C")
+    ap.add_argument("--attacks", help="comma-separated attack names instead (see ATTACKS and EXTENDED)")
+    ap.add_argument("--negatives-speed-search", action="store_true", help="negatives detected with speed search")
     a = ap.parse_args()
     if missing := tools_missing():
         raise SystemExit(f"missing tools: {', '.join(missing)} (apt-get install ffmpeg sox espeak-ng)")
@@ -385,9 +390,14 @@ def main() -> None:
     for i in range(a.files):  # build the corpus once, serially
         speech(i, folder)
     names = tuple(ATTACKS) + (tuple(EXTENDED) if a.extended else ())
+    if a.attacks:
+        names = tuple(a.attacks.split(","))
+        if unknown := [n for n in names if n not in ATTACKS | EXTENDED]:
+            raise SystemExit(f"unknown attacks: {', '.join(unknown)}")
     tasks = [Task(i, a.seed * 1000 + t * 100 + i, str(folder), t, names) for t in range(a.trials) for i in range(a.files)]
     per_file = -(-a.negatives // a.files)
-    neg_tasks = [NegativeTask(i, a.seed * 7777 + i, str(folder), per_file) for i in range(a.files)]
+    neg_tasks = [NegativeTask(i, a.seed * 7777 + i, str(folder), per_file, speed_search=a.negatives_speed_search)
+                 for i in range(a.files)]
     t0 = time.time()
     trials, negs = [], []
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:

@@ -42,13 +42,13 @@ def read_audio(path: Path) -> tuple[object, int]:
     return sf.read(io.BytesIO(done.stdout), dtype="float32", always_2d=False)
 
 
-def report_file(path: Path, keyring: object) -> dict:
+def report_file(path: Path, keyring: object, speed_search: bool = False) -> dict:
     """Detection result and AIGC label of one file, as the JSON the command prints."""
     from engine.export import read_label, verify_label
     from engine.watermark import detect
 
     samples, rate = read_audio(path)
-    found = detect(samples, rate, keyring).to_dict()
+    found = detect(samples, rate, keyring, speed_search=speed_search).to_dict()
     data = path.read_bytes()
     label = read_label(data)
     found["label"] = label.fields() if label else None
@@ -60,13 +60,15 @@ def report_file(path: Path, keyring: object) -> dict:
 def detect_cmd(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="Audio files to check."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file, one per line."),
+    speed_search: bool = typer.Option(False, "--speed-search",
+                                      help="Also try playback speeds 0.95-1.05 (about 50 times slower)."),
 ) -> None:
     """Look for this server's watermark (and AIGC label) in each file."""
     keyring = _keyring()
     failed = False
     for path in files:
         try:
-            result = report_file(path, keyring)
+            result = report_file(path, keyring, speed_search)
         except Exception as exc:  # one unreadable file must not hide the others' answers
             failed = True
             result = {"file": str(path), "error": f"cannot read this file as audio: {exc}"}
