@@ -83,7 +83,7 @@ class GPTTrainer:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
         self.scaler.step(self.opt)
         self.scaler.update()
-        return float(loss)
+        return float(loss.detach())
 
     @torch.no_grad()
     def evaluate(self, examples: Sequence[S1Example]) -> float:
