@@ -187,9 +187,13 @@ def test_render_with_the_fine_tuned_models(tiny_models, finetuned):
     models = ft.load_finetuned(tiny_models, data, device="cpu", precision="fp32", base=base.models)
     assert models.hubert is base.models.hubert and models.model_id != base.models.model_id
     engine = Engine(models)
-    voice = engine.enroll(wav_bytes(voiced(4.0, 150, seed=3)), "今天天气很好，我们去公园散步。", "zh")
+    clip, transcript = wav_bytes(voiced(4.0, 150, seed=3)), "今天天气很好，我们去公园散步。"
+    voice = engine.enroll(clip, transcript, "zh")
     result = engine.render("我今天很开心。", voice, RenderParams(seed=1, max_retries=0))
     assert result.audio.size > 0 and np.isfinite(result.audio).all()
+    # ssl_proj and the codebook stay frozen, so a voice's prompt tokens are the base models' ones
+    base_voice = base.enroll(clip, transcript, "zh")
+    assert torch.equal(voice.prompt_semantic, base_voice.prompt_semantic)
 
 
 def test_cancel_stops_between_steps(tiny_models):

@@ -179,13 +179,16 @@ class SoVITSTrainer:
                      batch.sv_emb, generator=rng)  # fmt: skip
         frames = self.g.config.segment_frames
         real = take_slices(batch.wav, out.slice_starts * audio.HOP, frames * audio.HOP)
-        real_mel = take_slices(audio.spec_to_mel(batch.spec.float()), out.slice_starts, frames)
+        with torch.autocast("cuda", enabled=False):
+            real_mel = take_slices(audio.spec_to_mel(batch.spec.float()), out.slice_starts, frames)
         return out, real, real_mel
 
     def reconstruction(self, out: TrainOutput, real_mel: Tensor) -> tuple[Tensor, Tensor]:
-        fake_mel = audio.mel_spectrogram(out.wav.squeeze(1).float())
-        mel = F.l1_loss(fake_mel, real_mel) * C_MEL
-        kl = kl_loss(out.z_p, out.logs_q, out.m_p, out.logs_p, out.mask) * C_KL
+        # log-mels and the KL in float32 even under autocast: fp16 loses the 1e-5 mel floor and exp(-2 logs_p)
+        with torch.autocast("cuda", enabled=False):
+            fake_mel = audio.mel_spectrogram(out.wav.squeeze(1).float())
+            mel = F.l1_loss(fake_mel, real_mel.float()) * C_MEL
+            kl = kl_loss(out.z_p, out.logs_q, out.m_p, out.logs_p, out.mask) * C_KL
         return mel, kl
 
     def step(self, batch: S2Batch) -> S2Losses:
