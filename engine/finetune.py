@@ -108,11 +108,18 @@ def load_trainable_sovits(paths: ModelPaths, device: torch.device) -> tuple[SoVI
     return generator.to(device), disc.to(device), ckpt.config
 
 
-def prepare(paths: ModelPaths, items: Sequence[Item], generator: SoVITS, device: torch.device) -> list[TrainItem]:
-    """Features of every clip; the extractors are dropped again before training starts."""
-    hubert = HubertFeatures.load(paths.hubert, device=device)
-    bert = BertFeatures.load(paths.bert, device=device)
-    speaker = SpeakerEncoder.load(paths.speaker, device=device) if generator.config.is_pro and paths.speaker else None
+def prepare(paths: ModelPaths, items: Sequence[Item], generator: SoVITS, device: torch.device,
+            base: Models | None = None) -> list[TrainItem]:  # fmt: skip
+    """Features of every clip, with ``base``'s extractors when given (a worker's warm models), else
+    loaded here and dropped again before training starts."""
+    if base is not None:
+        hubert, bert, speaker = base.hubert, base.bert, base.speaker
+    else:
+        hubert = HubertFeatures.load(paths.hubert, device=device)
+        bert = BertFeatures.load(paths.bert, device=device)
+        speaker = SpeakerEncoder.load(paths.speaker, device=device) if generator.config.is_pro and paths.speaker else None
+    if generator.config.is_pro and speaker is None:
+        raise ModelsMissing(f"SoVITS {generator.config.version} needs the speaker model ({paths.root}/sv/...)")
     generator.eval()
     return prepare_items(items, generator, hubert, bert, speaker)
 
@@ -149,8 +156,10 @@ def train_gpt(model: Text2SemanticGPT, data: list[TrainItem], epochs: int, lr: f
 # -- the whole job --------------------------------------------------------------------------------
 def finetune(models_dir: str | Path, items: Sequence[Item], params: dict[str, Any] | None = None,
              device: str = "auto", on_progress: Progress | None = None,
-             should_cancel: Callable[[], bool] | None = None) -> bytes:  # fmt: skip
+             should_cancel: Callable[[], bool] | None = None, base: Models | None = None) -> bytes:  # fmt: skip
     """Fine-tune the models in ``models_dir`` on ``items`` and return the packed weights (see module doc).
+
+    ``base`` (loaded models of the same folder) lends its HuBERT, BERT and SV model to data preparation.
 
     Raises BadReference / BadText for unusable clips, Cancelled when ``should_cancel()`` turns true
     (checked before every step), ModelsMissing when the pretrained training files are absent.
@@ -158,13 +167,13 @@ def finetune(models_dir: str | Path, items: Sequence[Item], params: dict[str, An
     p = FinetuneParams.from_dict(params)
     if len(items) > MAX_ITEMS:
         raise BadReference(f"{len(items)} recordings are too many to fine-tune on (at most {MAX_ITEMS})")
-    paths = find_models(Path(models_dir))
+    paths = find_models(Path(models_dir), base.version if base is not None else None)
     dev = resolve_device(device)
     # Dropout draws from the global RNG: seed it for a repeatable run without disturbing the caller's.
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(p.seed)
         generator, disc, s2_config = load_trainable_sovits(paths, dev)
-        data = prepare(paths, items, generator, dev)
+        data = prepare(paths, items, generator, dev, base)
         counter = Counter(len(data) * (p.sovits_epochs + p.gpt_epochs), on_progress, should_cancel)
         s2_history = train_sovits(generator, disc, data, p.sovits_epochs, p.sovits_lr, p.seed, counter)
         del disc

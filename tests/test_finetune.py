@@ -181,9 +181,13 @@ def test_pro_files_carry_their_header(tmp_path):
     assert ckpt.version == "v2Pro" and not ckpt.has_posterior_encoder
 
 
-def test_render_with_the_fine_tuned_models(tiny_models, finetuned):
+@pytest.fixture(scope="module")
+def base(tiny_models: Path) -> Engine:
+    return Engine.load(tiny_models, device="cpu", precision="fp32")
+
+
+def test_render_with_the_fine_tuned_models(tiny_models, finetuned, base):
     data, _ = finetuned
-    base = Engine.load(tiny_models, device="cpu", precision="fp32")
     models = ft.load_finetuned(tiny_models, data, device="cpu", precision="fp32", base=base.models)
     assert models.hubert is base.models.hubert and models.model_id != base.models.model_id
     engine = Engine(models)
@@ -196,12 +200,12 @@ def test_render_with_the_fine_tuned_models(tiny_models, finetuned):
     assert torch.equal(voice.prompt_semantic, base_voice.prompt_semantic)
 
 
-def test_cancel_stops_between_steps(tiny_models):
+def test_cancel_stops_between_steps(tiny_models, base):
     progress: list[tuple[int, int]] = []
     with pytest.raises(Cancelled, match="after 1 of 6 steps"):
         ft.finetune(tiny_models, ITEMS, params=PARAMS, device="cpu",
                     on_progress=lambda done, total: progress.append((done, total)),
-                    should_cancel=lambda: len(progress) >= 1)  # fmt: skip
+                    should_cancel=lambda: len(progress) >= 1, base=base.models)  # fmt: skip
     assert progress == [(1, 6)]
 
 
