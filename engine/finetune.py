@@ -37,7 +37,7 @@ from engine.features.bert import BertFeatures
 from engine.features.hubert import HubertFeatures
 from engine.features.speaker import SpeakerEncoder
 from engine.models import DISCRIMINATOR_FILES, ModelPaths, find_models
-from engine.runtime import Models, resolve_device, resolve_dtype
+from engine.runtime import Models, resolve_device
 from engine.sovits.config import SoVITSConfig
 from engine.sovits.model import SoVITS
 from engine.t2s import Text2SemanticGPT
@@ -232,8 +232,7 @@ def load_finetuned(models_dir: str | Path, data: bytes, device: str = "auto", pr
     meta, sovits_bytes, gpt_bytes = unpack(data)
     if base is None:
         base = Models.load(find_models(Path(models_dir), meta.get("version")), device, precision)
-    dev = base.device if base is not None else resolve_device(device)
-    dtype = base.dtype if base is not None else resolve_dtype(precision, dev)
+    dev, dtype = base.device, base.dtype
     with tempfile.TemporaryDirectory(prefix="echodiary-finetuned-") as tmp:
         (Path(tmp) / SOVITS_NAME).write_bytes(sovits_bytes)
         (Path(tmp) / GPT_NAME).write_bytes(gpt_bytes)

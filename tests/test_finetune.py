@@ -227,3 +227,10 @@ def test_unusable_items_are_refused_clearly(tiny_models, items, error, message):
 def test_unknown_parameters_are_refused(tiny_models):
     with pytest.raises(ValueError, match="unknown fine-tuning parameters"):
         ft.finetune(tiny_models, ITEMS, params={"epochs": 3}, device="cpu")
+
+
+def test_bytes_that_are_not_fine_tuned_weights_are_refused(tiny_models, base):
+    from engine.errors import EngineError
+
+    with pytest.raises(EngineError, match="not EchoDiary fine-tuned weights"):
+        ft.load_finetuned(tiny_models, b"PK junk", base=base.models)
