@@ -263,7 +263,7 @@ def decode(
         return []
     config = model.config
     device = model.ar_predict_layer.weight.device
-    dtype = model.ar_predict_layer.weight.dtype
+    dtype = model.dtype
     generator = new_generator() if generator is None else generator
     eos = config.eos
     caps = [max(1, min(r.max_new_tokens, options.max_new_tokens)) for r in requests]

@@ -40,11 +40,11 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.floa
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}  # fmt: skip
 
 
-def build_model(device: str, dtype: torch.dtype) -> Text2SemanticGPT:
+def build_model(device: str, dtype: torch.dtype, half_weights: bool = False) -> Text2SemanticGPT:
     config = T2SConfig.full()
     # Round through float16 as the official file stores the weights.
     state = {k: v.half() for k, v in random_t2s_weights(config, SEED).items()}
-    return Text2SemanticGPT.from_state_dict(config, state, device, dtype)
+    return Text2SemanticGPT.from_state_dict(config, state, device, dtype, half_weights)
 
 
 def bert_features(n_phones: int) -> torch.Tensor:
@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--config", type=Path, default=BENCH)
+    parser.add_argument("--half-weights", action="store_true",
+                        help="keep the linear weights in float16, widened per use (bit-identical to float32)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -114,9 +116,10 @@ def main(argv: list[str] | None = None) -> None:
                 8: micro["segment_phones"]["batch8"]}  # fmt: skip
 
     dtype = DTYPES[args.dtype]
-    model = build_model(args.device, dtype)
+    model = build_model(args.device, dtype, args.half_weights)
     params = sum(p.numel() for p in model.parameters())
     print(f"T2S full size ({params / 1e6:.1f} M params), device={args.device} dtype={dtype} "
+          f"{'(weights stored float16) ' if args.half_weights else ''}"
           f"threads={torch.get_num_threads()}, {n} new tokens per row, top_k {options.top_k}, "
           f"rp {options.repetition_penalty}; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     for batch in args.batches:
