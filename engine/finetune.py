@@ -170,7 +170,7 @@ def finetune(models_dir: str | Path, items: Sequence[Item], params: dict[str, An
     paths = find_models(Path(models_dir), base.version if base is not None else None)
     dev = resolve_device(device)
     # Dropout draws from the global RNG: seed it for a repeatable run without disturbing the caller's.
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(p.seed)
         generator, disc, s2_config = load_trainable_sovits(paths, dev)
         data = prepare(paths, items, generator, dev, base)
