@@ -43,6 +43,14 @@ class DecodingOptions:
     early_stop_num: int = -1  # stop after early_stop_num + 1 new tokens; -1: no early stop
     max_steps: int = MAX_STEPS
 
+    def __post_init__(self) -> None:
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1 (or None for no top-k filter), got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty <= 0.0 or self.temperature < 0.0 or self.max_steps < 1:
+            raise ValueError("repetition_penalty must be > 0, temperature >= 0 and max_steps >= 1")
+
     @property
     def max_new_tokens(self) -> int:
         """The most tokens one item may produce under these options."""

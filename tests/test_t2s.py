@@ -193,3 +193,12 @@ def test_half_stored_weights_give_bit_identical_decoding(fixture_model):
     for a, b in zip(ours, reference, strict=True):
         assert torch.equal(a.tokens, b.tokens)
         assert all(torch.equal(x, y) for x, y in zip(a.step_logits, b.step_logits, strict=True))
+
+
+def test_decoding_options_reject_values_upstream_would_crash_on():
+    with pytest.raises(ValueError, match="top_k"):
+        DecodingOptions(top_k=0)
+    with pytest.raises(ValueError, match="top_p"):
+        DecodingOptions(top_p=0.0)
+    assert DecodingOptions(early_stop_num=30).max_new_tokens == 31
+    assert DecodingOptions(early_stop_num=-1).max_new_tokens == 1500
