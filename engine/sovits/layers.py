@@ -130,6 +130,38 @@ class WNConv2d(_WeightNormConv):
 # here. The generator keeps its activations in that layout from its first to its last layer.
 
 
+class _PackedKernel:
+    """A oneDNN-prepacked copy of a folded kernel (CPU inference only).
+
+    oneDNN otherwise reorders every weight into its blocked layout on every call; packing once cuts
+    the generator's CPU time by about a fifth, with bit-identical results. The packed tensor is opaque
+    (no storage), so it is dropped, not copied, by deepcopy and pickling, and rebuilt on demand.
+    """
+
+    def __init__(self) -> None:
+        self.dtype: torch.dtype | None = None
+        self.tensor: Tensor | None = None
+        self.failed = False
+
+    def __deepcopy__(self, memo: dict) -> _PackedKernel:
+        return _PackedKernel()
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+
+def _can_pack(x: Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and not (torch.is_grad_enabled() and x.requires_grad)
+        and torch.backends.mkldnn.is_available()
+    )
+
+
 def to_rows(x: Tensor) -> Tensor:
     """[B, C, T] -> [B, C, 1, T] in channels-last memory."""
     return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
@@ -139,18 +171,72 @@ def _rows_kernel(weight: Tensor) -> Tensor:
     return weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
 
 
-class RowsConv1d(WNConv1d):
+class _RowsConv(_WeightNormConv):
+    """Shared by the rows-layout convolutions: a 2-D convolution with (1, k) kernels, prepacked for
+    oneDNN once folded (see _PackedKernel)."""
+
+    stride_2d: tuple[int, int]
+    padding_2d: tuple[int, int]
+    dilation_2d: tuple[int, int]
+    groups: int
+
+    def _conv(self, x: Tensor, bias: Tensor | None) -> Tensor:
+        packed = self._packed(x) if self.weight is not None and _can_pack(x) else None
+        if packed is not None:
+            return torch.ops.mkldnn._convolution_pointwise(
+                x.contiguous(memory_format=torch.channels_last), packed, bias, list(self.padding_2d),
+                list(self.stride_2d), list(self.dilation_2d), self.groups, "none", [], "",
+            )  # fmt: skip
+        return F.conv2d(x, self.kernel(), bias, self.stride_2d, self.padding_2d, self.dilation_2d, self.groups)
+
+    def _packed(self, x: Tensor) -> Tensor | None:
+        cache = self.__dict__.setdefault("_packed_kernel", _PackedKernel())
+        if cache.failed:
+            return None
+        if cache.dtype != x.dtype or cache.tensor is None:
+            try:
+                cache.tensor = torch.ops.mkldnn._reorder_convolution_weight(
+                    self.weight.to(x.dtype), list(self.padding_2d), list(self.stride_2d), list(self.dilation_2d),
+                    self.groups, list(x.shape),
+                )  # fmt: skip
+                cache.dtype = x.dtype
+            except (RuntimeError, AttributeError):  # a build without these oneDNN ops: plain conv2d
+                cache.failed = True
+                return None
+        return cache.tensor
+
+    def _forget_packed(self) -> None:
+        self.__dict__.pop("_packed_kernel", None)
+
+    def fold(self) -> None:
+        self._forget_packed()
+        super().fold()
+
+    def unfold(self) -> None:
+        self._forget_packed()
+        super().unfold()
+
+    def _apply(self, fn: object, recurse: bool = True) -> nn.Module:  # .to(), .half(), .cuda() ...
+        self._forget_packed()
+        return super()._apply(fn, recurse)  # type: ignore[arg-type]
+
+
+class RowsConv1d(_RowsConv):
     """A weight-normed Conv1d applied to [B, C, 1, T] channels-last activations."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
+                 dilation: int = 1) -> None:  # fmt: skip
+        super().__init__((out_channels, in_channels, kernel_size), out_channels, True)
+        self.stride_2d, self.padding_2d, self.dilation_2d, self.groups = (1, 1), (0, padding), (1, dilation), 1
 
     def _arrange(self, weight: Tensor) -> Tensor:
         return _rows_kernel(weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.kernel(), self.bias, (1, self.stride), (0, self.padding), (1, self.dilation),
-                        self.groups)  # fmt: skip
+        return self._conv(x, self.bias)
 
 
-class RowsConvTranspose1d(_WeightNormConv):
+class RowsConvTranspose1d(_RowsConv):
     """A weight-normed ConvTranspose1d on [B, C, 1, T] channels-last activations, computed polyphase.
 
     Output sample ``q*u + r`` only sees input samples ``q - s`` through taps ``s*u + r``, so the
@@ -164,6 +250,7 @@ class RowsConvTranspose1d(_WeightNormConv):
         super().__init__((in_channels, out_channels, kernel_size), out_channels, True)
         self.out_channels, self.kernel_size, self.stride, self.padding = out_channels, kernel_size, stride, padding
         self.taps = -(-kernel_size // stride)  # input samples that reach one output sample
+        self.stride_2d, self.padding_2d, self.dilation_2d, self.groups = (1, 1), (0, self.taps - 1), (1, 1), 1
 
     def _arrange(self, weight: Tensor) -> Tensor:
         u, taps = self.stride, self.taps
@@ -175,7 +262,7 @@ class RowsConvTranspose1d(_WeightNormConv):
     def forward(self, x: Tensor) -> Tensor:
         b, t, u = x.shape[0], x.shape[-1], self.stride
         bias = self.bias.repeat(u) if self.bias is not None else None
-        y = F.conv2d(x, self.kernel(), bias, padding=(0, self.taps - 1))  # [B, u*out, 1, t + taps - 1]
+        y = self._conv(x, bias)  # [B, u*out, 1, t + taps - 1]
         phases = y.shape[-1]
         # channels-last memory is [B][time][phase][out], i.e. already [B][time * u][out]
         y = y.permute(0, 2, 3, 1).reshape(b, 1, phases * u, self.out_channels).permute(0, 3, 1, 2)

@@ -260,7 +260,8 @@ class SoVITS(nn.Module):
         if self.config.semantic_frame_rate == "25hz":
             quantized = F.interpolate(quantized, size=quantized.shape[-1] * 2, mode="nearest")
         phones_mask = sequence_mask(phones_lengths, phones.shape[1]).unsqueeze(1).to(spec.dtype)
-        _, m_p, logs_p, _ = self.enc_p(quantized, mask, phones, phones_mask, self.timbre_for_text(ge))
+        ssl_mask = sequence_mask(spec_lengths, quantized.shape[-1]).unsqueeze(1).to(spec.dtype)
+        _, m_p, logs_p, _ = self.enc_p(quantized, ssl_mask, phones, phones_mask, self.timbre_for_text(ge))
         z, m_q, logs_q = self.enc_q(spec, mask, g=ge, generator=generator)
         z_p = self.flow(z, mask, g=ge)
         z_slice, slice_starts = random_slices(z, spec_lengths, self.config.segment_frames, generator)

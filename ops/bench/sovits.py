@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import time
 
@@ -57,7 +58,8 @@ def bench(args: argparse.Namespace) -> None:
     refer = reference_spectrogram().to(args.device, dtype)
     sv = torch.rand(1, 20480, generator=torch.Generator().manual_seed(SEED)).to(args.device, dtype) * 0.3
     gen = torch.Generator().manual_seed(SEED)
-    print(f"SoVITS {args.version} full size, device={args.device} dtype={args.dtype} threads={torch.get_num_threads()}")
+    print(f"SoVITS {args.version} full size, device={args.device} dtype={args.dtype} threads={torch.get_num_threads()}"
+          f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus; cpu = process CPU seconds, min)")
     with torch.inference_mode():
         ge = model.timbre(refer, sv if model.config.is_pro else None)
         for tokens in args.tokens:
@@ -67,23 +69,24 @@ def bench(args: argparse.Namespace) -> None:
             modes = [("single", None)] + [(f"chunk{c}", c) for c in args.chunks]
             outputs = {}
             for name, chunk in modes:
-                times = []
+                times, cpu_times = [], []
                 for r in range(args.repeats + 1):  # the first run warms up and is not counted
                     noise = torch.Generator().manual_seed(r)
                     _sync(args.device)
-                    start = time.perf_counter()
+                    start, cpu_start = time.perf_counter(), time.process_time()
                     wav = model.decode(codes, phones, refer, 0.5, 1.0, sv if model.config.is_pro else None,
                                        generator=noise, ge=ge, chunk_frames=chunk, overlap_frames=args.overlap)  # fmt: skip
                     _sync(args.device)
                     if r:
                         times.append(time.perf_counter() - start)
+                        cpu_times.append(time.process_time() - cpu_start)
                     outputs[name] = wav.float().cpu()
                 diff = (outputs[name] - outputs["single"]).abs().max().item()
                 best, median = min(times), statistics.median(times)
                 print(
                     f"  {tokens:4d} tokens ({seconds:5.1f} s audio) {name:>9}: "
                     f"min {best:6.3f} s  median {median:6.3f} s  RTF {best / seconds:.3f} / {median / seconds:.3f}"
-                    f"  max|diff vs single| {diff:.2e}"
+                    f"  cpu {min(cpu_times):6.2f} s  max|diff vs single| {diff:.2e}"
                 )
 
 
