@@ -20,10 +20,6 @@ def _inplace_ok(x: Tensor) -> bool:
     return not (torch.is_grad_enabled() and x.requires_grad)
 
 
-def _leaky_relu_(x: Tensor, slope: float) -> Tensor:
-    return F.leaky_relu_(x, slope) if _inplace_ok(x) else F.leaky_relu(x, slope)
-
-
 class ResBlock1(nn.Module):
     """Three (dilated conv, conv) pairs, each with leaky ReLUs and a residual add."""
 
@@ -39,8 +35,7 @@ class ResBlock1(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         for conv1, conv2 in zip(self.convs1, self.convs2, strict=True):
-            xt = conv2(_leaky_relu_(conv1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
-            x = xt.add_(x) if _inplace_ok(xt) else xt + x
+            x = conv2(conv1(F.leaky_relu(x, LRELU_SLOPE), leaky=LRELU_SLOPE), residual=x)
         return x
 
 

@@ -180,14 +180,31 @@ class _RowsConv(_WeightNormConv):
     dilation_2d: tuple[int, int]
     groups: int
 
-    def _conv(self, x: Tensor, bias: Tensor | None) -> Tensor:
+    def _conv(self, x: Tensor, bias: Tensor | None, leaky: float | None = None,
+              residual: Tensor | None = None) -> Tensor:  # fmt: skip
+        """conv(x) + bias, then ``leaky_relu(., leaky)`` or ``+ residual`` when given.
+
+        On the packed path oneDNN applies the activation or the addition as it writes the output,
+        saving a pass over the activations (same numbers as the separate operations).
+        """
         packed = self._packed(x) if self.weight is not None and _can_pack(x) else None
-        if packed is not None:
-            return torch.ops.mkldnn._convolution_pointwise(
-                x.contiguous(memory_format=torch.channels_last), packed, bias, list(self.padding_2d),
-                list(self.stride_2d), list(self.dilation_2d), self.groups, "none", [], "",
-            )  # fmt: skip
-        return F.conv2d(x, self.kernel(), bias, self.stride_2d, self.padding_2d, self.dilation_2d, self.groups)
+        if packed is None:
+            y = F.conv2d(x, self.kernel(), bias, self.stride_2d, self.padding_2d, self.dilation_2d, self.groups)
+            inplace = not (torch.is_grad_enabled() and y.requires_grad)
+            if leaky is not None:
+                y = F.leaky_relu_(y, leaky) if inplace else F.leaky_relu(y, leaky)
+            if residual is not None:
+                y = y.add_(residual) if inplace else y + residual
+            return y
+        x = x.contiguous(memory_format=torch.channels_last)
+        geometry = (list(self.padding_2d), list(self.stride_2d), list(self.dilation_2d), self.groups)
+        if residual is not None:
+            return torch.ops.mkldnn._convolution_pointwise.binary(
+                x, residual, packed, bias, *geometry, "add", None, None, [], None
+            )
+        if leaky is not None:
+            return torch.ops.mkldnn._convolution_pointwise(x, packed, bias, *geometry, "leaky_relu", [leaky], "")
+        return torch.ops.mkldnn._convolution_pointwise(x, packed, bias, *geometry, "none", [], "")
 
     def _packed(self, x: Tensor) -> Tensor | None:
         cache = self.__dict__.setdefault("_packed_kernel", _PackedKernel())
@@ -232,8 +249,8 @@ class RowsConv1d(_RowsConv):
     def _arrange(self, weight: Tensor) -> Tensor:
         return _rows_kernel(weight)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self._conv(x, self.bias)
+    def forward(self, x: Tensor, leaky: float | None = None, residual: Tensor | None = None) -> Tensor:
+        return self._conv(x, self.bias, leaky, residual)
 
 
 class RowsConvTranspose1d(_RowsConv):
