@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -217,6 +218,28 @@ def test_vocode_chunked_differs_when_the_overlap_is_too_short():
         single = model.vocode(z, None)
         chunked = model.vocode_chunked(z, None, 30, 1)
     assert (chunked - single).abs().max() > 100 * CHUNK_BOUND * single.abs().max()
+
+
+def test_decode_on_cpu_chunks_long_inputs_with_the_same_result():
+    model = tiny_model("v2", seed=5)
+    x = voice_inputs(model, 170)  # 340 frames: more than one CPU window
+    with torch.inference_mode():
+        auto = model.decode(x["codes"], x["phones"], x["refer"], 0.0)
+        single = model.decode(x["codes"], x["phones"], x["refer"], 0.0, chunk_frames=None)
+    assert auto.shape == single.shape == (1, 1, 170 * SAMPLES_PER_TOKEN)
+    assert (auto - single).abs().max() <= CHUNK_BOUND * single.abs().max()
+
+
+def test_inference_model_survives_deepcopy_and_dtype_moves_after_use():
+    model = tiny_model("v2Pro", seed=6)
+    x = voice_inputs(model, 8)
+    with torch.inference_mode():
+        first = model.decode(x["codes"], x["phones"], x["refer"], 0.0, sv_emb=x["sv_emb"])
+        copied = copy.deepcopy(model).decode(x["codes"], x["phones"], x["refer"], 0.0, sv_emb=x["sv_emb"])
+        model.to(torch.bfloat16).to(torch.float32)
+        again = model.decode(x["codes"], x["phones"], x["refer"], 0.0, sv_emb=x["sv_emb"])
+    assert torch.equal(first, copied)
+    assert (again - first).abs().max() < 0.02 * first.abs().max()  # weights went through bfloat16
 
 
 # -- weights ---------------------------------------------------------------------------------------------

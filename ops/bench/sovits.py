@@ -66,7 +66,7 @@ def bench(args: argparse.Namespace) -> None:
             codes = torch.randint(0, 1024, (1, 1, tokens), generator=gen).to(args.device)
             phones = torch.randint(0, 732, (1, round(tokens / TOKENS_PER_PHONE)), generator=gen).to(args.device)
             seconds = tokens * 2 * model.config.samples_per_frame / model.config.sampling_rate
-            modes = [("single", None)] + [(f"chunk{c}", c) for c in args.chunks]
+            modes: list[tuple[str, int | None]] = [("single", None)] + [(f"chunk{c}", c) for c in args.chunks]
             outputs = {}
             for name, chunk in modes:
                 times, cpu_times = [], []
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--version", default="v2", choices=["v2", "v2Pro", "v2ProPlus"])
     parser.add_argument("--tokens", type=int, nargs="+", default=[150, 600])
-    parser.add_argument("--chunks", type=int, nargs="*", default=[96], help="chunk sizes in frames for vocode_chunked")
+    parser.add_argument("--chunks", type=int, nargs="*", default=[300], help="chunk sizes in frames for vocode_chunked")
     parser.add_argument("--overlap", type=int, default=16, help="context frames on each side of a chunk")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
