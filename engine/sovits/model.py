@@ -5,9 +5,11 @@ Inference runs as named stages so a caller can cache and split them:
     ge      = model.timbre(refer_specs, sv_embs)          # once per voice
     prior   = model.prior(codes, phones, ge, speed)       # enc_p: mean/log-std per frame
     z       = model.latent(prior, ge, noise_scale, g)     # noise + reverse flow
-    wav     = model.vocode(z, ge)  or  model.vocode_chunked(z, ge, ...)
+    wav     = model.vocode_auto(z, ge)                    # HiFi-GAN: one call, or windows on CPU
 
-``decode`` chains them exactly as upstream's ``SynthesizerTrn.decode`` (MODEL.md 3.3).
+``decode`` chains them exactly as upstream's ``SynthesizerTrn.decode`` (MODEL.md 3.3). Call the
+stages under ``torch.inference_mode()`` (``decode`` and ``extract_latent`` enter it themselves) on a
+model prepared with ``for_inference()``; ``forward`` is upstream's training pass.
 """
 
 from __future__ import annotations
@@ -301,8 +303,9 @@ class TrainOutput:
 def random_slices(x: Tensor, lengths: Tensor, size: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     """One random window of ``size`` frames per item, inside its valid length."""
     b = x.shape[0]
-    max_start = (lengths - size + 1).clamp(min=1).cpu()
-    starts = (torch.rand(b, generator=generator, device=generator.device if generator else "cpu") * max_start).long()
+    device = generator.device if generator is not None else torch.device("cpu")
+    max_start = (lengths - size + 1).clamp(min=1).to(device)
+    starts = (torch.rand(b, generator=generator, device=device) * max_start).long().cpu()
     windows = [x[i, :, s : s + size] for i, s in enumerate(starts.tolist())]
     windows = [F.pad(w, (0, size - w.shape[-1])) for w in windows]
     return torch.stack(windows), starts
