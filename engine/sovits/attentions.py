@@ -12,11 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.sovits.layers import ChannelLayerNorm
-
-
-def _masked(x: Tensor, mask: Tensor | None) -> Tensor:
-    return x if mask is None else x * mask
+from engine.sovits.layers import ChannelLayerNorm, masked
 
 
 class MultiHeadAttention(nn.Module):
@@ -99,9 +95,9 @@ class FFN(nn.Module):
         self.drop = nn.Dropout(p_dropout)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        x = torch.relu(self.conv_1(F.pad(_masked(x, mask), self.pad)))
-        x = self.conv_2(F.pad(_masked(self.drop(x), mask), self.pad))
-        return _masked(x, mask)
+        x = torch.relu(self.conv_1(F.pad(masked(x, mask), self.pad)))
+        x = self.conv_2(F.pad(masked(self.drop(x), mask), self.pad))
+        return masked(x, mask)
 
 
 class Encoder(nn.Module):
@@ -124,10 +120,10 @@ class Encoder(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """x [B, C, T], mask [B, 1, T] or None."""
         attn_mask = None if mask is None else mask.unsqueeze(2) * mask.unsqueeze(-1)
-        x = _masked(x, mask)
+        x = masked(x, mask)
         for attn, norm_1, ffn, norm_2 in zip(
             self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2, strict=True
         ):
             x = norm_1(x + self.drop(attn(x, x, attn_mask)))
             x = norm_2(x + self.drop(ffn(x, mask)))
-        return _masked(x, mask)
+        return masked(x, mask)

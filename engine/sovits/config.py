@@ -6,6 +6,7 @@ Widths upstream hard-codes (not in any config) are module constants here.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -102,15 +103,9 @@ class SoVITSConfig:
         return self.segment_size // self.hop_length
 
     @property
-    def upsample_factor(self) -> int:
-        factor = 1
-        for rate in self.upsample_rates:
-            factor *= rate
-        return factor
-
-    @property
     def samples_per_frame(self) -> int:
-        return self.upsample_factor
+        """The generator's total upsampling (640 = hop_length in every official config)."""
+        return math.prod(self.upsample_rates)
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from engine.sovits.attentions import _masked
-from engine.sovits.layers import WNConv1d
+from engine.sovits.layers import WNConv1d, masked
 
 
 class WN(nn.Module):
@@ -41,11 +40,11 @@ class WN(nn.Module):
             acts = self.drop(torch.tanh(x_in[:, :h]) * torch.sigmoid(x_in[:, h:]))
             res_skip = res_skip_layer(acts)
             if i < self.n_layers - 1:
-                x = _masked(x + res_skip[:, :h], mask)
+                x = masked(x + res_skip[:, :h], mask)
                 output = output + res_skip[:, h:]
             else:
                 output = output + res_skip
-        return _masked(output, mask)
+        return masked(output, mask)
 
 
 class ResidualCouplingLayer(nn.Module):
@@ -61,9 +60,9 @@ class ResidualCouplingLayer(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None, g: Tensor | None = None, reverse: bool = False) -> Tensor:
         x0, x1 = torch.split(x, [self.half_channels] * 2, dim=1)
-        h = self.enc(_masked(self.pre(x0), mask), mask, g)
-        shift = _masked(self.post(h), mask)
-        x1 = _masked(x1 - shift, mask) if reverse else shift + _masked(x1, mask)
+        h = self.enc(masked(self.pre(x0), mask), mask, g)
+        shift = masked(self.post(h), mask)
+        x1 = masked(x1 - shift, mask) if reverse else shift + masked(x1, mask)
         return torch.cat([x0, x1], dim=1)
 
 

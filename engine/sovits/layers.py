@@ -23,6 +23,11 @@ def sequence_mask(lengths: Tensor, max_length: int | None = None) -> Tensor:
     return positions[None, :] < lengths[:, None]
 
 
+def masked(x: Tensor, mask: Tensor | None) -> Tensor:
+    """x * mask; ``mask=None`` (inference: every position valid) skips the multiplication."""
+    return x if mask is None else x * mask
+
+
 def get_padding(kernel_size: int, dilation: int = 1) -> int:
     return (kernel_size * dilation - dilation) // 2
 

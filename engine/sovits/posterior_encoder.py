@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from engine.sovits.attentions import _masked
 from engine.sovits.flow import WN
-from engine.sovits.layers import gaussian_noise
+from engine.sovits.layers import gaussian_noise, masked
 
 
 class PosteriorEncoder(nn.Module):
@@ -24,8 +23,8 @@ class PosteriorEncoder(nn.Module):
         """spec [B, 1025, T] -> (z, m_q, logs_q), z drawn from N(m_q, exp(logs_q))."""
         if g is not None:
             g = g.detach()  # the timbre path is trained through the prior and decoder, not through enc_q
-        x = _masked(self.pre(spec), mask)
+        x = masked(self.pre(spec), mask)
         x = self.enc(x, mask, g)
-        m, logs = torch.split(_masked(self.proj(x), mask), self.out_channels, dim=1)
-        z = _masked(m + gaussian_noise(m, generator) * torch.exp(logs), mask)
+        m, logs = torch.split(masked(self.proj(x), mask), self.out_channels, dim=1)
+        z = masked(m + gaussian_noise(m, generator) * torch.exp(logs), mask)
         return z, m, logs

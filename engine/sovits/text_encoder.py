@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.sovits.attentions import Encoder, MultiHeadAttention, _masked
+from engine.sovits.attentions import Encoder, MultiHeadAttention
 from engine.sovits.config import MRTE_DIM, SSL_DIM, SoVITSConfig
+from engine.sovits.layers import masked
 
 
 class MRTE(nn.Module):
@@ -30,12 +31,12 @@ class MRTE(nn.Module):
         attn_mask = None
         if ssl_mask is not None and text_mask is not None:
             attn_mask = text_mask.unsqueeze(2) * ssl_mask.unsqueeze(-1)
-        ssl = self.c_pre(_masked(ssl, ssl_mask))
-        text = self.text_pre(_masked(text, text_mask))
-        x = self.cross_attention(_masked(ssl, ssl_mask), _masked(text, text_mask), attn_mask) + ssl
+        ssl = self.c_pre(masked(ssl, ssl_mask))
+        text = self.text_pre(masked(text, text_mask))
+        x = self.cross_attention(masked(ssl, ssl_mask), masked(text, text_mask), attn_mask) + ssl
         if ge is not None:
             x = x + ge
-        return self.c_post(_masked(x, ssl_mask))
+        return self.c_post(masked(x, ssl_mask))
 
 
 class TextEncoder(nn.Module):
@@ -67,16 +68,16 @@ class TextEncoder(nn.Module):
 
         ``speed != 1`` resamples the frames to ``int(T / speed) + 1`` (upstream's +1 kept).
         """
-        y = _masked(self.ssl_proj(_masked(ssl, ssl_mask)), ssl_mask)
+        y = masked(self.ssl_proj(masked(ssl, ssl_mask)), ssl_mask)
         y = self.encoder_ssl(y, ssl_mask)
         text = self.text_embedding(phones).transpose(1, 2)
-        text = self.encoder_text(_masked(text, phones_mask), phones_mask)
+        text = self.encoder_text(masked(text, phones_mask), phones_mask)
         y = self.mrte(y, ssl_mask, text, phones_mask, ge)
         y = self.encoder2(y, ssl_mask)
         if speed != 1:
             y = F.interpolate(y, size=int(y.shape[-1] / speed) + 1, mode="linear")
             if ssl_mask is not None:
                 ssl_mask = F.interpolate(ssl_mask, size=y.shape[-1], mode="nearest")
-        stats = _masked(self.proj(y), ssl_mask)
+        stats = masked(self.proj(y), ssl_mask)
         m_p, logs_p = torch.split(stats, self.out_channels, dim=1)
         return y, m_p, logs_p, ssl_mask
