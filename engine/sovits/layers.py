@@ -204,6 +204,7 @@ class _RowsConv(_WeightNormConv):
         x = x.contiguous(memory_format=torch.channels_last)
         geometry = (list(self.padding_2d), list(self.stride_2d), list(self.dilation_2d), self.groups)
         if residual is not None:
+            residual = residual.contiguous(memory_format=torch.channels_last)
             return torch.ops.mkldnn._convolution_pointwise.binary(
                 x, residual, packed, bias, *geometry, "add", None, None, [], None
             )
