@@ -211,6 +211,17 @@ def test_vocode_chunked_matches_one_generator_call(version, frames, chunk):
     assert (chunked - single).abs().max() <= CHUNK_BOUND * single.abs().max()
 
 
+def test_generator_batches_items_independently():
+    model = tiny_model("v2ProPlus", seed=8)
+    gen = torch.Generator().manual_seed(2)
+    z = torch.randn(2, model.config.inter_channels, 23, generator=gen)
+    ge = torch.randn(2, model.config.gin_channels, 1, generator=gen)
+    with torch.inference_mode():
+        both = model.vocode(z, ge)
+        one_by_one = torch.cat([model.vocode(z[i : i + 1], ge[i : i + 1]) for i in range(2)])
+    torch.testing.assert_close(both, one_by_one, atol=1e-6, rtol=1e-5)
+
+
 def test_vocode_chunked_differs_when_the_overlap_is_too_short():
     model = tiny_model("v2", seed=3)
     z = torch.randn(1, model.config.inter_channels, 90, generator=torch.Generator().manual_seed(1))
