@@ -114,7 +114,7 @@ class SoVITS(nn.Module):
         return self
 
     # -- semantic codes ---------------------------------------------------------------------------
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: fine-tuning trains on these codes, and inference tensors cannot enter autograd
     def extract_latent(self, ssl: Tensor) -> Tensor:
         """HuBERT features [B, 768, T] (50 Hz) -> semantic codes [B, 1, T // 2] (25 Hz)."""
         codes, _ = self.quantizer.encode(self.ssl_proj(ssl.to(self.device, self.dtype)))
