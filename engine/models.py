@@ -280,5 +280,7 @@ def init_random(root: Path, size: str = "tiny", version: str = "v2", seed: int =
     if version != "v2":
         sv = root / SV_FILE
         sv.parent.mkdir(parents=True, exist_ok=True)
-        written.append(write_random_speaker(sv, size, seed + 5))
+        # SoVITS reads 20480-d speaker vectors at every size (a hard-coded width), so even a tiny
+        # Pro folder needs the full-width speaker model.
+        written.append(write_random_speaker(sv, "full", seed + 5))
     return written

@@ -207,3 +207,15 @@ def test_guard_verdicts():
     assert guards.judge(torch.tensor([1, 2, 3] * 10), n_phones=12, hit_cap=False).problem == "repeated"
     assert guards.token_cap(10, early_stop_num=2700) == 65
     assert guards.token_cap(1000, early_stop_num=2700) == 2700
+
+
+def test_a_tiny_v2pro_folder_enrolls_and_renders_with_a_speaker_vector(tmp_path):
+    from engine.models import init_random
+
+    init_random(tmp_path, size="tiny", version="v2Pro", seed=0)
+    pro = Engine.load(tmp_path, device="cpu", precision="fp32")
+    assert pro.models.version == "v2Pro"
+    voice = pro.enroll(wav_bytes(voiced(4.0, 140, seed=1)), "今天天气很好，我们去公园散步。", "zh")
+    assert voice.sv_embs is not None and voice.sv_embs[0].shape == (1, 20480)
+    result = pro.render("今天早上七点起床。", voice, RenderParams(seed=1, max_retries=0))
+    assert result.duration_s > 0 and np.isfinite(result.audio).all()
