@@ -210,13 +210,19 @@ class Text2SemanticGPT(nn.Module):
         state: Mapping[str, Tensor],
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
-        half_weights: bool = False,
+        half_weights: bool | None = None,
     ) -> Text2SemanticGPT:
-        """Build with ``state`` (our names, strict) without first filling random weights."""
+        """Build with ``state`` (our names, strict) without first filling random weights.
+
+        ``half_weights`` (see :meth:`keep_weights_half`; results are bit-identical): None turns it on
+        for float32 on CPU, where decoding is bound by reading the weights.
+        """
         with torch.device("meta"):
             model = cls(config)
         model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
         model = model.to(device=device, dtype=dtype).eval()
+        if half_weights is None:
+            half_weights = torch.device(device).type == "cpu" and dtype == torch.float32
         return model.keep_weights_half() if half_weights else model
 
     @classmethod
@@ -225,10 +231,10 @@ class Text2SemanticGPT(nn.Module):
         ckpt: T2SCheckpoint,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
-        half_weights: bool = False,
+        half_weights: bool | None = None,
     ) -> Text2SemanticGPT:
         """Build from a loaded ``.ckpt``; fp16 file weights are upcast to ``dtype`` as upstream does
-        (or, with ``half_weights``, kept in float16 and widened per use: same numbers)."""
+        (or, with ``half_weights``, kept in float16 and widened per use: the same numbers)."""
         config = T2SConfig.from_config(ckpt.config)
         return cls.from_state_dict(config, ckpt.state_dict(), device, dtype, half_weights)
 
@@ -312,7 +318,7 @@ def random_t2s_weights(config: T2SConfig, seed: int) -> dict[str, Tensor]:
         elif key.endswith("word_embeddings.weight"):
             value = torch.randn(shape, generator=gen)
         elif key.endswith("in_proj_weight"):
-            value = uniform(shape, math.sqrt(6.0 / (shape[0] // 3 + shape[1])))
+            value = uniform(shape, math.sqrt(6.0 / (shape[0] + shape[1])))  # fan_out 3D, fan_in D
         elif key.endswith(".weight"):
             value = uniform(shape, 1.0 / math.sqrt(shape[1]))
         else:  # Linear bias: bound from the fan-in of its weight

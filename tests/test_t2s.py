@@ -183,13 +183,15 @@ def test_random_model_written_as_official_file_loads_back_strictly(tmp_path):
         assert torch.equal(value, weights[key].half().float()), key
 
 
-def test_half_stored_weights_give_bit_identical_decoding(fixture_model):
+def test_half_stored_weights_give_bit_identical_decoding():
     ckpt = load_t2s_checkpoint(FIXTURES / "models" / "s1_tiny.ckpt")
-    half = Text2SemanticGPT.from_checkpoint(ckpt, half_weights=True)
+    half = Text2SemanticGPT.from_checkpoint(ckpt)  # the default on CPU in float32
+    full = Text2SemanticGPT.from_checkpoint(ckpt, half_weights=False)
     assert half.h.layers[0].linear1.weight.dtype == torch.float16 and half.dtype == torch.float32
+    assert full.h.layers[0].linear1.weight.dtype == torch.float32
     requests = make_requests(3, seed=21, caps=[40, 25, 33])
     ours = decode(half, requests, SAMPLING, new_generator(9), record_logits=True)
-    reference = decode(fixture_model, requests, SAMPLING, new_generator(9), record_logits=True)
+    reference = decode(full, requests, SAMPLING, new_generator(9), record_logits=True)
     for a, b in zip(ours, reference, strict=True):
         assert torch.equal(a.tokens, b.tokens)
         assert all(torch.equal(x, y) for x, y in zip(a.step_logits, b.step_logits, strict=True))

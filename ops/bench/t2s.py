@@ -40,7 +40,7 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.floa
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}  # fmt: skip
 
 
-def build_model(device: str, dtype: torch.dtype, half_weights: bool = False) -> Text2SemanticGPT:
+def build_model(device: str, dtype: torch.dtype, half_weights: bool | None = None) -> Text2SemanticGPT:
     config = T2SConfig.full()
     # Round through float16 as the official file stores the weights.
     state = {k: v.half() for k, v in random_t2s_weights(config, SEED).items()}
@@ -85,7 +85,7 @@ def run_once(model: Text2SemanticGPT, requests: list[T2SRequest], options: Decod
     budget = Budget(n, model.config.eos)
     _sync(device)
     start, cpu_start = time.perf_counter(), time.process_time()
-    results = decode(model, requests, options, new_generator(seed), logits_hook=budget)
+    results = decode(model, requests, options, new_generator(seed, device), logits_hook=budget)
     _sync(device)
     total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     produced = sum(len(r.tokens) for r in results)
@@ -102,8 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--config", type=Path, default=BENCH)
-    parser.add_argument("--half-weights", action="store_true",
-                        help="keep the linear weights in float16, widened per use (bit-identical to float32)")
+    parser.add_argument("--weights", choices=["auto", "float16", "float32"], default="auto",
+                        help="storage of the linear weights: float16 widened per use (bit-identical results; "
+                             "auto: on for float32 on CPU) or float32 as upstream keeps them")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -116,10 +117,11 @@ def main(argv: list[str] | None = None) -> None:
                 8: micro["segment_phones"]["batch8"]}  # fmt: skip
 
     dtype = DTYPES[args.dtype]
-    model = build_model(args.device, dtype, args.half_weights)
+    model = build_model(args.device, dtype, None if args.weights == "auto" else args.weights == "float16")
+    stored = model.h.layers[0].linear1.weight.dtype
     params = sum(p.numel() for p in model.parameters())
     print(f"T2S full size ({params / 1e6:.1f} M params), device={args.device} dtype={dtype} "
-          f"{'(weights stored float16) ' if args.half_weights else ''}"
+          f"(linear weights stored as {stored}) "
           f"threads={torch.get_num_threads()}, {n} new tokens per row, top_k {options.top_k}, "
           f"rp {options.repetition_penalty}; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     for batch in args.batches:
