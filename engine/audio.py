@@ -96,6 +96,7 @@ def resample_hq(wav: torch.Tensor, orig: int, new: int) -> torch.Tensor:
 
 
 @cache
+@torch.inference_mode(False)  # cached for every later caller: never an inference tensor, which training cannot use
 def hann_window(win: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Periodic Hann window (``torch.hann_window`` default), cached per device and dtype."""
     return torch.hann_window(win, device=device, dtype=dtype)
@@ -119,6 +120,7 @@ def spectrogram(wav: torch.Tensor, n_fft: int = N_FFT, hop: int = HOP, win: int 
 
 
 @cache
+@torch.inference_mode(False)  # see hann_window
 def mel_filters(
     sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
