@@ -178,7 +178,7 @@ def finetune(models_dir: str | Path, items: Sequence[Item], params: dict[str, An
         s2_history = train_sovits(generator, disc, data, p.sovits_epochs, p.sovits_lr, p.seed, counter)
         del disc
         gpt_ckpt = load_t2s_checkpoint(paths.gpt)
-        gpt = Text2SemanticGPT.from_checkpoint(gpt_ckpt, device=dev, dtype=torch.float32)
+        gpt = Text2SemanticGPT.from_checkpoint(gpt_ckpt, device=dev, dtype=torch.float32, half_weights=False)  # trained: full-precision storage
         s1_history = train_gpt(gpt, data, p.gpt_epochs, p.gpt_lr, p.seed, counter)
     meta = {
         "format": FORMAT,

@@ -17,7 +17,7 @@ from engine.errors import BadReference, BadText, Cancelled
 from engine.render import Engine, RenderParams
 from engine.sovits.config import SoVITSConfig
 from engine.sovits.model import SoVITS
-from engine.t2s import T2SConfig, Text2SemanticGPT
+from engine.t2s import T2SConfig, Text2SemanticGPT, random_t2s_weights
 from engine.training import gpt as s1
 from engine.training import sovits as s2
 
@@ -123,7 +123,7 @@ def test_gpt_steps_reduce_the_loss_deterministically(tiny_models, pretrained):
     examples = [s1.S1Example.of(item) for item in pretrained[2]]
     results = []
     for _ in range(2):
-        gpt = Text2SemanticGPT.from_checkpoint(load_t2s_checkpoint(ft.find_models(tiny_models).gpt))
+        gpt = Text2SemanticGPT.from_checkpoint(load_t2s_checkpoint(ft.find_models(tiny_models).gpt), half_weights=False)
         trainer = s1.GPTTrainer(gpt, lr=1e-3)
         before = trainer.evaluate(examples)
         steps = [trainer.step(examples[i % 2]) for i in range(8)]
@@ -136,6 +136,7 @@ def test_gpt_steps_reduce_the_loss_deterministically(tiny_models, pretrained):
 def test_gpt_loss_counts_every_token_and_eos(pretrained):
     item = pretrained[2][0]
     gpt = Text2SemanticGPT(T2SConfig.tiny())
+    gpt.load_state_dict(random_t2s_weights(T2SConfig.tiny(), seed=0))  # parameters start uninitialised
     torch.nn.init.zeros_(gpt.ar_predict_layer.weight)  # uniform logits: each target costs log(vocab)
     with torch.no_grad():
         loss = s1.sequence_loss(gpt, s1.S1Example.of(item))
