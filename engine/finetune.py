@@ -248,4 +248,5 @@ def load_finetuned(models_dir: str | Path, data: bytes, device: str = "auto", pr
         max_sec=gpt_ckpt.max_sec,
         sovits=sovits.for_inference().to(device=dev, dtype=dtype),
         model_id=hashlib.sha256(data).hexdigest()[:16],
+        base_model_id=base.base_model_id or base.model_id,
     )

@@ -262,7 +262,7 @@ class Engine:
         t_start = time.perf_counter()
         if seed is None:
             seed = params.seed if params.seed >= 0 else secrets.randbits(63)
-        if profile.model_id and profile.model_id != self.models.model_id:
+        if not self.models.accepts_profile(profile.model_id):
             raise BadText("this voice was enrolled with other model weights; enroll it again")
 
         t0 = time.perf_counter()

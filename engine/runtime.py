@@ -65,6 +65,14 @@ class Models:
     model_id: str
     device: torch.device
     dtype: torch.dtype
+    # Fine-tuned weights: the id of the models they were tuned from. Fine-tuning keeps the SSL
+    # projection, the quantizer and the feature extractors frozen, so voices enrolled on those
+    # models stay valid here.
+    base_model_id: str | None = None
+
+    def accepts_profile(self, model_id: str) -> bool:
+        """Whether a voice profile made by the weights ``model_id`` can be rendered with these models."""
+        return not model_id or model_id in (self.model_id, self.base_model_id)
 
     @classmethod
     def load(cls, paths: ModelPaths, device: str = "auto", precision: str = "auto") -> Models:

@@ -210,19 +210,18 @@ class Text2SemanticGPT(nn.Module):
         state: Mapping[str, Tensor],
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
-        half_weights: bool | None = None,
+        half_weights: bool = False,
     ) -> Text2SemanticGPT:
         """Build with ``state`` (our names, strict) without first filling random weights.
 
-        ``half_weights`` (see :meth:`keep_weights_half`; results are bit-identical): None turns it on
-        for float32 on CPU, where decoding is bound by reading the weights.
+        ``half_weights``: see :meth:`keep_weights_half` (bit-identical results, half the memory). Off by
+        default: widening per use costs more than it saves on the CPUs we measured (ops/bench/t2s.py
+        ``--weights``: 42 vs 59 tokens/s at batch 1 on 2 Xeon cores).
         """
         with torch.device("meta"):
             model = cls(config)
         model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
         model = model.to(device=device, dtype=dtype).eval()
-        if half_weights is None:
-            half_weights = torch.device(device).type == "cpu" and dtype == torch.float32
         return model.keep_weights_half() if half_weights else model
 
     @classmethod
@@ -231,7 +230,7 @@ class Text2SemanticGPT(nn.Module):
         ckpt: T2SCheckpoint,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
-        half_weights: bool | None = None,
+        half_weights: bool = False,
     ) -> Text2SemanticGPT:
         """Build from a loaded ``.ckpt``; fp16 file weights are upcast to ``dtype`` as upstream does
         (or, with ``half_weights``, kept in float16 and widened per use: the same numbers)."""
@@ -248,7 +247,8 @@ class Text2SemanticGPT(nn.Module):
 
         Decoding one token at a time is bound by reading the weights, and official files hold float16
         weights anyway: widening them on use gives bit-identical results to float32 storage with half
-        the memory and memory traffic (a CPU speed-up at small batch). A no-op for half-precision models.
+        the resident memory (for hosts short of RAM; on our CPUs the widening costs more time than the
+        smaller reads save). A no-op for half-precision models.
         """
         for module in self.modules():
             for param in module.parameters(recurse=False):

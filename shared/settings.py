@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     member_concurrency: int = 1  # jobs of one member in the queue or running, per lane
     interactive_max_chars: int = 2000  # syntheses up to this many characters go ahead of long ones
     profile_cache_size: int = 16  # voice profiles kept warm per worker process
+    finetuned_cache_size: int = 2  # fine-tuned voices' GPT + SoVITS kept warm per worker process (~0.5 GB each at full size)
     task_max_retries: int = 5  # transient storage/database errors, with exponential backoff
     worker_chunk_delay_s: float = 0.0  # a pause after each chunk; only tests that need a slow job set it
     flower_address: str = "127.0.0.1"
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     # Audio
     loudness_lufs: float = -20.0
     watermark: bool = True  # turned off only by tests that study raw engine output
+    c2pa: bool = False  # also sign a C2PA manifest into WAV, FLAC and MP3 results (local signer in data_dir)
     explicit_label: str = Field("none", pattern="^(none|rhythm|notice)$")
 
     # Engine

@@ -55,3 +55,56 @@ def test_upload_synthesize_and_download_through_a_signed_local_link(tmp_data_dir
         # The link is a capability for that one file, and it expires.
         assert client.get(link.removeprefix(settings.api_url).replace("result.flac", "result.wav")).status_code == 403
         assert job["result"]["expires_at"] > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+
+
+def test_a_fine_tuned_voice_renders_with_its_own_weights(tmp_data_dir, models):
+    import io
+
+    import numpy as np
+
+    from worker import pipeline
+
+    # No watermark: its payload differs per job, and this test compares renders of separate jobs.
+    settings = embedded_settings(tmp_data_dir, models_dir=models, device="cpu", threads=1, watermark=False)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        _, token = service.create_member(app.state.backend, "me", admin=True)
+        auth = {"Authorization": f"Bearer {token}"}
+
+        def finished(job_id: str) -> dict:
+            def done():  # noqa: ANN202
+                job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+                return job if job["status"] not in ("queued", "running") else None
+
+            return wait_until(done, 300, 0.2, f"job {job_id}")
+
+        def render() -> np.ndarray:
+            queued = client.post("/v1/syntheses", json={"text": "我们去公园散步吧。", "voice_id": voice_id,
+                                                        "format": "wav", "seed": 3}, headers=auth)
+            job = finished(queued.json()["job_id"])
+            assert job["status"] == "succeeded", job
+            data = client.get(job["result"]["url"].removeprefix(settings.api_url)).content
+            return sf.read(io.BytesIO(data), dtype="float32")[0]
+
+        created = client.post("/v1/voices", files={"audio": ("me.wav", audio_bytes(4.0))},
+                              data={"transcript": "今天天气很好。", "language": "zh", "name": "me"}, headers=auth)
+        voice_id = created.json()["voice_id"]
+        assert finished(created.json()["job_id"])["status"] == "succeeded"
+        before = render()
+
+        tuned = client.post(f"/v1/voices/{voice_id}/finetune", json={"sovits_epochs": 1, "gpt_epochs": 1},
+                            headers=auth)
+        assert tuned.status_code == 202, tuned.text
+        job = finished(tuned.json()["job_id"])
+        assert job["status"] == "succeeded", job
+        assert job["progress"]["done"] == job["progress"]["total"] == 2  # one clip, one epoch of each stage
+        assert client.get(f"/v1/voices/{voice_id}", headers=auth).json()["finetuned"] is True
+
+        warm = pipeline.finetuned_engines(settings)
+        misses, hits = warm.misses, warm.hits
+        after, again = render(), render()
+        # The same seed and text: only the weights changed, so the audio must differ, and the warm
+        # fine-tuned engine (loaded once) renders the same seed identically.
+        assert not np.array_equal(before, after)
+        assert np.array_equal(after, again)
+        assert (warm.misses - misses, warm.hits - hits) == (1, 1)

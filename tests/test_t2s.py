@@ -185,8 +185,8 @@ def test_random_model_written_as_official_file_loads_back_strictly(tmp_path):
 
 def test_half_stored_weights_give_bit_identical_decoding():
     ckpt = load_t2s_checkpoint(FIXTURES / "models" / "s1_tiny.ckpt")
-    half = Text2SemanticGPT.from_checkpoint(ckpt)  # the default on CPU in float32
-    full = Text2SemanticGPT.from_checkpoint(ckpt, half_weights=False)
+    half = Text2SemanticGPT.from_checkpoint(ckpt, half_weights=True)
+    full = Text2SemanticGPT.from_checkpoint(ckpt)
     assert half.h.layers[0].linear1.weight.dtype == torch.float16 and half.dtype == torch.float32
     assert full.h.layers[0].linear1.weight.dtype == torch.float32
     requests = make_requests(3, seed=21, caps=[40, 25, 33])

@@ -40,3 +40,14 @@ def test_marking_off_by_setting_leaves_no_mark(settings):
     found = pipeline.detect(settings, data)
     assert not found.present and found.mark is None
     assert read_label(data).produce_id == "0" * 32  # the metadata label is written regardless
+
+
+def test_c2pa_setting_signs_the_stored_result_and_keeps_the_mark(settings):
+    from engine.watermark import c2pa
+
+    signed = settings.model_copy(update={"c2pa": True})
+    data = pipeline.export(signed, synthetic_speech(15.0, seed=2), SR, "flac", 77, "1" * 32)
+    manifest = c2pa.read(data)
+    assert manifest["validation_state"] == "Valid" and "c2pa.watermarked" in manifest["actions"]
+    assert pipeline.detect(settings, data).mark == 77
+    assert c2pa.read(pipeline.export(settings, synthetic_speech(15.0, seed=2), SR, "flac", 77, "1" * 32)) is None

@@ -15,7 +15,7 @@ from shared.storage import LocalStorage, S3Storage
 from worker.cancel import cancel_checker
 from worker.chunks import StorageChunkCache
 from worker.claim import Lease, LostJob
-from worker.pipeline import ProfileCache
+from worker.pipeline import WarmCache
 from worker.progress import progress_writer
 from worker.runner import TransientError, run_job
 
@@ -32,7 +32,7 @@ def _queued_enrollment(backend) -> tuple[service.Member, str]:
 
 
 def test_profile_cache_keeps_the_most_recently_used():
-    cache = ProfileCache(2)
+    cache = WarmCache(2)
     loads = []
     get = lambda key: cache.get(key, lambda: loads.append(key) or key)  # noqa: E731
     get(("a", "1")), get(("b", "1")), get(("a", "1")), get(("c", "1")), get(("a", "1")), get(("b", "1"))

@@ -34,8 +34,9 @@ def get_engine(settings: Settings) -> Any:  # noqa: ANN401 - engine.render.Engin
         return _engine
 
 
-class ProfileCache:
-    """The most recently used voice profiles of this process, keyed by (voice id, object key)."""
+class WarmCache:
+    """The most recently used voice profiles (or fine-tuned models) of this process, keyed by
+    (voice id, object key): a new fine-tune or enrollment writes a new key, so nothing goes stale."""
 
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
@@ -64,14 +65,45 @@ class ProfileCache:
                 del self._items[key]
 
 
-_profiles: ProfileCache | None = None
+_profiles: WarmCache | None = None
+_finetuned: WarmCache | None = None
 
 
-def profiles(settings: Settings) -> ProfileCache:
+def profiles(settings: Settings) -> WarmCache:
     global _profiles
     if _profiles is None:
-        _profiles = ProfileCache(settings.profile_cache_size)
+        _profiles = WarmCache(settings.profile_cache_size)
     return _profiles
+
+
+def finetuned_engines(settings: Settings) -> WarmCache:
+    """Engines over members' fine-tuned weights; they share the base engine's feature extractors."""
+    global _finetuned
+    if _finetuned is None:
+        _finetuned = WarmCache(settings.finetuned_cache_size)
+    return _finetuned
+
+
+def forget_voice(settings: Settings, voice_id: str) -> None:
+    """Drop what this process keeps warm for a voice (after a new enrollment or fine-tune)."""
+    profiles(settings).discard_voice(voice_id)
+    finetuned_engines(settings).discard_voice(voice_id)
+
+
+def engine_for(settings: Settings, voice_id: str, finetune_key: str | None,
+               fetch: Callable[[], bytes]) -> Any:  # noqa: ANN401 - engine.render.Engine
+    """The engine that renders a voice: the base one, or one over the voice's fine-tuned weights."""
+    base = get_engine(settings)
+    if not finetune_key:
+        return base
+
+    def load() -> Any:  # noqa: ANN401
+        from engine.finetune import load_finetuned
+        from engine.render import Engine
+
+        return Engine(load_finetuned(settings.models_dir, fetch(), base=base.models))
+
+    return finetuned_engines(settings).get((voice_id, finetune_key), load)
 
 
 def enroll(settings: Settings, audio: bytes, transcript: str, language: str) -> bytes:
@@ -94,15 +126,17 @@ class Rendered:
 
 def render(settings: Settings, text: str, profile: Any, params: dict[str, Any], fmt: str,  # noqa: ANN401
            mark: int | None, job_id: str, on_progress: Callable[[int, int], None],
-           should_cancel: Callable[[], bool], chunk_cache: Any = None) -> Rendered:  # noqa: ANN401
+           should_cancel: Callable[[], bool], chunk_cache: Any = None, engine: Any = None) -> Rendered:  # noqa: ANN401
     """Synthesise ``text`` in the profile's voice and export it (label, loudness, watermark, encode).
 
-    ``chunk_cache`` (get/put of float32 chunk audio by the engine's stable chunk id) lets a job taken
-    over after a crash reuse the chunks the previous attempt finished.
+    ``engine`` is the voice's (see :func:`engine_for`; the base engine when None). ``chunk_cache``
+    (get/put of float32 chunk audio by the engine's stable chunk id) lets a job taken over after a
+    crash reuse the chunks the previous attempt finished.
     """
     from engine.render import RenderParams
 
-    result = get_engine(settings).render(text, profile, RenderParams(**params), on_progress=on_progress,
+    engine = engine if engine is not None else get_engine(settings)
+    result = engine.render(text, profile, RenderParams(**params), on_progress=on_progress,
                                          should_cancel=should_cancel, chunk_cache=chunk_cache)
     data = export(settings, result.audio, result.sample_rate, fmt, mark, job_id)
     return Rendered(data=data, duration_s=float(result.duration_s))
@@ -114,8 +148,16 @@ def export(settings: Settings, audio: Any, sample_rate: int, fmt: str, mark: int
 
     keyring = watermark_keyring(settings) if settings.watermark else None
     payload = mark.to_bytes(6, "big") if (settings.watermark and mark is not None) else None
+    signer = c2pa_signer(settings) if settings.c2pa else None
     return export_audio(audio, sample_rate, fmt, loudness_lufs=settings.loudness_lufs, keyring=keyring,
-                        payload=payload, label=job_id, explicit_label=settings.explicit_label)
+                        payload=payload, label=job_id, explicit_label=settings.explicit_label, c2pa_signer=signer)
+
+
+def c2pa_signer(settings: Settings) -> Any:  # noqa: ANN401 - engine.watermark.c2pa.Signer
+    """The server's C2PA signer, made in the data folder on first use."""
+    from engine.watermark.c2pa import load_signer
+
+    return load_signer(settings.data_dir)
 
 
 def watermark_keyring(settings: Settings) -> Any:  # noqa: ANN401
@@ -151,12 +193,12 @@ def detect(settings: Settings, audio: bytes) -> Detection:
 
 def finetune(settings: Settings, audio: bytes, transcript: str, language: str, params: dict[str, Any],
              on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]) -> bytes:
-    """Fine-tuned weights for a voice, as bytes (engine.finetune is the lead's later work)."""
-    try:
-        from engine.finetune import finetune as run_finetune
-    except ImportError as exc:
-        from engine.errors import EngineError
+    """Fine-tuned weights for a voice, as bytes (the zip of :func:`engine.finetune.finetune`).
 
-        raise EngineError("fine-tuning is not available in this build of EchoDiary yet") from exc
+    The warm base engine lends its feature extractors, so only the trainable models load here.
+    """
+    from engine.finetune import finetune as run_finetune
+
     return run_finetune(settings.models_dir, [(audio, transcript, language)], params=params,
-                        device=settings.device, on_progress=on_progress, should_cancel=should_cancel)
+                        device=settings.device, on_progress=on_progress, should_cancel=should_cancel,
+                        base=get_engine(settings).models)

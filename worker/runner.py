@@ -145,7 +145,7 @@ def _enroll(ctx: Context) -> str:
     if not done:
         _drop_orphan(backend, job, key)
         return "lost"
-    pipeline.profiles(backend.settings).discard_voice(voice.id)
+    pipeline.forget_voice(backend.settings, voice.id)
     return "succeeded"
 
 
@@ -160,11 +160,14 @@ def _synthesize(ctx: Context) -> str:
         raise EngineError(f"voice {voice.id} has no profile yet (status {voice.status})")
     profile = pipeline.load_profile(settings, voice.id, voice.profile_key,
                                     lambda: backend.storage.get(voice.profile_key))
+    finetune_key = voice.finetune_key
+    engine = pipeline.engine_for(settings, voice.id, finetune_key,
+                                 lambda: backend.storage.get(finetune_key or ""))
     chunks = StorageChunkCache(backend.storage, job.member_id, job.id)
     try:
         rendered = pipeline.render(settings, job.text or "", profile, dict(job.params), job.format, job.mark,
                                    job.id, on_progress=progress_writer(lease, settings.worker_chunk_delay_s),
-                                   should_cancel=cancel_checker(lease), chunk_cache=chunks)
+                                   should_cancel=cancel_checker(lease), chunk_cache=chunks, engine=engine)
     except (Cancelled, EngineError):
         chunks.clear()  # this job will not resume: it ends cancelled or failed
         raise
@@ -208,7 +211,7 @@ def _finetune(ctx: Context) -> str:
         return "lost"
     if previous and previous != key:
         backend.storage.delete(previous)
-    pipeline.profiles(backend.settings).discard_voice(voice.id)
+    pipeline.forget_voice(backend.settings, voice.id)
     return "succeeded"
 
 
