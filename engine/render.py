@@ -33,10 +33,12 @@ from engine.enroll import enroll
 from engine.errors import BadText, Cancelled
 from engine.profile import VoiceProfile
 from engine.runtime import Models, set_threads
+from engine.sovits.model import CPU_CHUNK_FRAMES
 from engine.text import split_text
 from engine.text_features import TextFeatures, text_features_many
 
 SAMPLE_RATE = audio.SAMPLE_RATE
+FIRST_WINDOW_FRAMES = 25  # the first 0.5 s of a stream is vocoded alone, so it plays sooner
 SAMPLES_PER_TOKEN = 2 * audio.HOP  # one 25 Hz semantic token = two 50 Hz frames = 1280 samples
 
 
@@ -86,6 +88,17 @@ class ChunkReport:
 class RenderedChunk:
     report: ChunkReport
     audio: np.ndarray  # float32 at 32 kHz, including the fragment silence after it
+    total: int  # chunks in the whole render
+
+
+@dataclass
+class AudioPiece:
+    """A stretch of one chunk's audio, in text order: the first chunk comes window by window (so playback
+    starts before it is fully vocoded), a later one whole; ``last`` marks a chunk's final piece."""
+
+    report: ChunkReport
+    audio: np.ndarray  # float32 at 32 kHz; a chunk's last piece includes its fragment silence
+    last: bool
     total: int  # chunks in the whole render
 
 
@@ -244,14 +257,34 @@ class Engine:
         text: str,
         profile: VoiceProfile,
         params: RenderParams | None = None,
+        **options: object,
+    ) -> Iterator[RenderedChunk]:
+        """Yield rendered chunks in text order as soon as each (and all before it) is ready.
+
+        Keyword options as :meth:`stream_pieces`, which this groups into whole chunks.
+        """
+        parts: list[np.ndarray] = []
+        for piece in self.stream_pieces(text, profile, params, **options):  # type: ignore[arg-type]
+            parts.append(piece.audio)
+            if piece.last:
+                yield RenderedChunk(piece.report, parts[0] if len(parts) == 1 else np.concatenate(parts), piece.total)
+                parts = []
+
+    def stream_pieces(
+        self,
+        text: str,
+        profile: VoiceProfile,
+        params: RenderParams | None = None,
         *,
         should_cancel: Callable[[], bool] | None = None,
         chunk_cache: ChunkCache | None = None,
         timings: Timings | None = None,
         seed: int | None = None,
         token_budget: Callable[[int], int] | None = None,
-    ) -> Iterator[RenderedChunk]:
-        """Yield rendered chunks in text order as soon as each (and all before it) is ready.
+        first_window_frames: int = FIRST_WINDOW_FRAMES,
+    ) -> Iterator[AudioPiece]:
+        """Yield audio in text order as soon as it exists: the first chunk window by window as the
+        vocoder finishes each (``first_window_frames`` of 20 ms first), every later chunk whole.
 
         ``seed`` overrides ``params.seed`` (a render with seed -1 draws one and passes it here).
         ``token_budget(n_phones) -> n`` is for benchmarks on random weights, which never say EOS: it
@@ -277,6 +310,11 @@ class Engine:
                     chunk.report.cached = True
                     chunk.report.samples = len(cached)
 
+        def emit(chunk: _Chunk, audio: np.ndarray, last: bool) -> AudioPiece:
+            if timings.first_audio_s is None:
+                timings.first_audio_s = time.perf_counter() - t_start
+            return AudioPiece(chunk.report, audio, last, len(chunks))
+
         todo = [c for c in chunks if c.audio is None]
         # The first chunk goes alone so that audio starts early; the rest in batches, in text order.
         batches = [todo[:1]] + [todo[i : i + params.batch_size] for i in range(1, len(todo), params.batch_size)]
@@ -285,17 +323,32 @@ class Engine:
         for batch in batches:
             if should_cancel is not None and should_cancel():
                 raise Cancelled("rendering was cancelled")
-            if batch:
-                self._features(batch, params, timings)
-                self._semantic_and_audio(batch, profile, params, ge, timings, token_budget)
-                if chunk_cache is not None:
-                    for chunk in batch:
-                        chunk_cache.put(chunk.report.id, chunk.audio)
             while next_out < len(chunks) and chunks[next_out].audio is not None:
-                if timings.first_audio_s is None:
-                    timings.first_audio_s = time.perf_counter() - t_start
-                yield RenderedChunk(chunks[next_out].report, chunks[next_out].audio, len(chunks))
+                yield emit(chunks[next_out], chunks[next_out].audio, True)  # cached chunks before this batch
                 next_out += 1
+            if not batch:
+                continue
+            self._features(batch, params, timings)
+            tokens = self._semantic(batch, profile, params, timings, token_budget)
+            for chunk in batch:
+                live = chunk is chunks[next_out]  # everything before it is out: play it as it is vocoded
+                first = first_window_frames if next_out == 0 else None
+                parts = []
+                for part in self._vocode(tokens[chunk.report.index], chunk, params, ge, timings, first if live else None):
+                    parts.append(part)
+                    if live:
+                        yield emit(chunk, part, False)
+                gap = np.zeros(int(params.fragment_interval * SAMPLE_RATE), dtype=np.float32)
+                chunk.audio = np.concatenate([*parts, gap])
+                chunk.report.samples = len(chunk.audio)
+                if chunk_cache is not None:
+                    chunk_cache.put(chunk.report.id, chunk.audio)
+                if live:
+                    yield emit(chunk, gap, True)
+                    next_out += 1
+                while next_out < len(chunks) and chunks[next_out].audio is not None:
+                    yield emit(chunks[next_out], chunks[next_out].audio, True)
+                    next_out += 1
 
     # -- steps ---------------------------------------------------------------------------------------
     def _features(self, batch: list[_Chunk], params: RenderParams, timings: Timings) -> None:
@@ -328,10 +381,9 @@ class Engine:
             out.append(T2SRequest(phones, bert, profile.prompt_semantic, max_new_tokens=cap))
         return out
 
-    @torch.inference_mode()
-    def _semantic_and_audio(self, batch: list[_Chunk], profile: VoiceProfile, params: RenderParams,
-                            ge: torch.Tensor, timings: Timings,
-                            token_budget: Callable[[int], int] | None) -> None:  # fmt: skip
+    def _semantic(self, batch: list[_Chunk], profile: VoiceProfile, params: RenderParams, timings: Timings,
+                  token_budget: Callable[[int], int] | None) -> dict[int, torch.Tensor]:  # fmt: skip
+        """Semantic tokens of each chunk (by chunk index): one batched decode, then the guards' retries."""
         options = DecodingOptions(params.top_k, params.top_p, params.temperature, params.repetition_penalty)
         results = self._decode(batch, profile, options, batch[0].seed, timings, token_budget)
         tokens = {c.report.index: r.tokens for c, r in zip(batch, results, strict=True)}
@@ -352,15 +404,11 @@ class Engine:
                         tokens[chunk.report.index] = retried.tokens
                 if not verdict.ok:
                     chunk.report.problems.append(f"{verdict.problem} (kept the best attempt)")
-
         for chunk in batch:
-            t0 = time.perf_counter()
             codes = tokens[chunk.report.index]
             chunk.report.tokens = len(codes)
             chunk.report.semantic = codes.tolist()
-            chunk.audio = self._vocode(codes, chunk, params, ge)
-            chunk.report.samples = len(chunk.audio)
-            timings.sovits_s += time.perf_counter() - t0
+        return tokens
 
     def _decode(self, chunks: list[_Chunk], profile: VoiceProfile, options: DecodingOptions, seed: int,
                 timings: Timings, token_budget: Callable[[int], int] | None) -> list:  # fmt: skip
@@ -378,19 +426,32 @@ class Engine:
         timings.t2s_tokens += sum(len(r.tokens) for r in results)
         return results
 
-    def _vocode(self, codes: torch.Tensor, chunk: _Chunk, params: RenderParams, ge: torch.Tensor) -> np.ndarray:
+    def _vocode(self, codes: torch.Tensor, chunk: _Chunk, params: RenderParams, ge: torch.Tensor,
+                timings: Timings, first_frames: int | None) -> Iterator[np.ndarray]:  # fmt: skip
+        """A chunk's waveform, window by window (see ``SoVITS.vocode_windows``); SoVITS time is counted
+        per window, so a consumer's time between windows does not count."""
         m = self.models
         assert chunk.features is not None
-        generator = torch.Generator(device=m.device).manual_seed(chunk.seed)
-        phones = torch.tensor(chunk.features.phone_ids, dtype=torch.long, device=m.device)[None]
-        wav = m.sovits.decode(codes.to(m.device)[None, None], phones, None, params.noise_scale,
-                              params.speed_factor, None, generator, ge=ge)[0, 0]  # fmt: skip
-        wav = wav.float().cpu().numpy()
-        peak = float(np.abs(wav).max()) if wav.size else 0.0
-        if peak > 1.0:  # as upstream: a fragment that clips is scaled back into range
-            wav = wav / peak
-        gap = np.zeros(int(params.fragment_interval * SAMPLE_RATE), dtype=np.float32)
-        return np.concatenate([wav.astype(np.float32), gap])
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            generator = torch.Generator(device=m.device).manual_seed(chunk.seed)
+            phones = torch.tensor(chunk.features.phone_ids, dtype=torch.long, device=m.device)[None]
+            prior = m.sovits.prior(codes.to(m.device)[None, None], phones, ge, params.speed_factor)
+            z = m.sovits.latent(prior, ge, params.noise_scale, generator)
+            # CPU: windows keep the convolutions in cache; elsewhere one call after the first window.
+            window = CPU_CHUNK_FRAMES if m.device.type == "cpu" else z.shape[-1]
+            windows = m.sovits.vocode_windows(z, ge, window, first_frames=first_frames)
+        while True:
+            with torch.inference_mode():
+                wav = next(windows, None)
+            if wav is None:
+                break
+            # The generator ends in tanh, so samples never leave [-1, 1]; no whole-chunk peak is needed.
+            part = wav[0, 0].float().cpu().numpy().astype(np.float32, copy=False)
+            timings.sovits_s += time.perf_counter() - t0
+            yield part
+            t0 = time.perf_counter()
+        timings.sovits_s += time.perf_counter() - t0
 
 
 def _better(candidate: torch.Tensor, best: torch.Tensor) -> bool:

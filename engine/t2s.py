@@ -284,7 +284,10 @@ class Text2SemanticGPT(nn.Module):
         return x
 
     def logits(self, hidden: Tensor) -> Tensor:
-        return linear(hidden, self.ar_predict_layer.weight)
+        head = self.ar_predict_layer
+        if head.weight.dtype == hidden.dtype:
+            return head(hidden)  # through the module, so forward hooks on the head see every step
+        return linear(hidden, head.weight)
 
 
 def prefix_mask(text_len: int, audio_len: int, device: torch.device | str = "cpu") -> Tensor:

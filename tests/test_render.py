@@ -164,6 +164,23 @@ def test_stream_yields_chunks_in_order_with_progress(engine, voice_a):
     assert result.timings.first_audio_s is not None and result.timings.first_audio_s <= result.timings.total_s
 
 
+def test_the_first_chunk_streams_window_by_window_and_joins_to_the_same_audio(engine, voice_a):
+    params = RenderParams(seed=4, batch_size=3, max_retries=0)
+    whole = engine.render(DIARY, voice_a, params)
+    pieces = list(engine.stream_pieces(DIARY, voice_a, params, first_window_frames=4))
+    first = [p for p in pieces if p.report.index == 0]
+    # 4 frames of 640 samples first, then the rest of the chunk, then its fragment silence
+    assert len(first) >= 3 and len(first[0].audio) == 4 * 640 and first[-1].last
+    assert [p.report.index for p in pieces if p.last] == list(range(len(whole.chunks)))
+    assert all(len(p.audio) > 0 for p in pieces if p.report.index > 0)
+    # the same audio as the whole render, up to the float rounding of the generator's windows
+    joined = np.concatenate([p.audio for p in pieces])
+    assert joined.shape == whole.audio.shape
+    np.testing.assert_allclose(joined, whole.audio, atol=1e-5)
+    later = np.concatenate([p.audio for p in pieces if p.report.index > 0])
+    assert np.array_equal(later, whole.audio[len(joined) - len(later):])  # later chunks: bit-identical
+
+
 def test_cancel_stops_between_chunks(engine, voice_a):
     calls = {"n": 0}
 
@@ -180,13 +197,17 @@ def test_runaway_chunks_are_retried_and_reported(tiny_models, voice_a):
     stuck = Engine.load(tiny_models, device="cpu", precision="fp32")
     eos = stuck.models.t2s.config.eos
 
+    calls = []
+
     def never_eos(module, inputs, logits):
+        calls.append(1)
         logits[..., eos] = -1e9
         return logits
 
     stuck.models.t2s.ar_predict_layer.register_forward_hook(never_eos)
     result = stuck.render("今天天气很好。", voice_a, RenderParams(seed=1, max_retries=2))
     chunk = result.chunks[0]
+    assert len(calls) >= 3 * chunk.tokens  # the hook saw every step of the three attempts
     assert chunk.retries == 2
     assert chunk.problems == ["runaway", "runaway", "runaway (kept the best attempt)"]
     assert chunk.tokens == guards.token_cap(chunk.phones, 50 * stuck.models.max_sec)

@@ -14,6 +14,7 @@ model prepared with ``for_inference()``; ``forward`` is upstream's training pass
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -186,25 +187,33 @@ class SoVITS(nn.Module):
         """z [1, inter, T] -> wav [1, 1, T * 640] in one generator call."""
         return self.dec(z, g=ge)
 
-    def vocode_chunked(self, z: Tensor, ge: Tensor | None, chunk_frames: int = 96, overlap_frames: int = 16) -> Tensor:
-        """The generator over windows of ``chunk_frames`` with ``overlap_frames`` of context on each side.
+    def vocode_windows(self, z: Tensor, ge: Tensor | None, chunk_frames: int = 96, overlap_frames: int = 16,
+                       first_frames: int | None = None) -> Iterator[Tensor]:  # fmt: skip
+        """The generator over consecutive windows of ``z``, each wav [1, 1, frames * 640] yielded when done.
 
-        Each window's context samples are cut away, so where the overlap covers the generator's
-        receptive field (13 frames for the official configs, see ``receptive_field_frames``) the
-        result equals the single call up to float rounding. Shorter convolutions keep their activations
-        in cache, which is faster on CPU.
+        Windows hold ``chunk_frames`` (the first one ``first_frames`` when given: a short first window
+        is how a stream starts playing early) plus ``overlap_frames`` of context on each side, cut away
+        again. Where the overlap covers the generator's receptive field (13 frames for the official
+        configs, see ``receptive_field_frames``) the pieces joined equal one call up to float rounding.
+        Shorter convolutions keep their activations in cache, which is faster on CPU.
         """
         total = z.shape[-1]
-        if total <= chunk_frames + overlap_frames:
-            return self.vocode(z, ge)
+        first = min(first_frames or chunk_frames, chunk_frames)
+        if total <= first + overlap_frames:
+            yield self.vocode(z, ge)
+            return
         hop = self.config.samples_per_frame
-        pieces = []
-        for start in range(0, total, chunk_frames):
-            stop = min(start + chunk_frames, total)
+        start = 0
+        while start < total:
+            stop = min(start + (first if start == 0 else chunk_frames), total)
             lo, hi = max(0, start - overlap_frames), min(total, stop + overlap_frames)
             wav = self.dec(z[..., lo:hi], g=ge)
-            pieces.append(wav[..., (start - lo) * hop : (stop - lo) * hop])
-        return torch.cat(pieces, dim=-1)
+            yield wav[..., (start - lo) * hop : (stop - lo) * hop]
+            start = stop
+
+    def vocode_chunked(self, z: Tensor, ge: Tensor | None, chunk_frames: int = 96, overlap_frames: int = 16) -> Tensor:
+        """:meth:`vocode_windows` joined into one waveform."""
+        return torch.cat(list(self.vocode_windows(z, ge, chunk_frames, overlap_frames)), dim=-1)
 
     def receptive_field_frames(self) -> int:
         """Frames of ``z`` on each side of an output frame that can change it (an upper bound)."""
@@ -250,8 +259,7 @@ class SoVITS(nn.Module):
         """
         if ge is None:
             ge = self.timbre(refer, sv_emb)
-        prior = self.prior(codes, phones, ge, speed)
-        z = self.latent(prior, ge, noise_scale, generator)
+        z = self.latent(self.prior(codes, phones, ge, speed), ge, noise_scale, generator)
         return self.vocode_auto(z, ge, chunk_frames, overlap_frames)
 
     # -- training ------------------------------------------------------------------------------------
