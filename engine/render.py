@@ -38,6 +38,7 @@ from engine.text import split_text
 from engine.text_features import TextFeatures, text_features_many
 
 SAMPLE_RATE = audio.SAMPLE_RATE
+FEATURE_GROUP = 16  # chunks whose phones and BERT features are computed in one call
 FIRST_WINDOW_FRAMES = 25  # the first 0.5 s of a stream is vocoded alone, so it plays sooner
 SAMPLES_PER_TOKEN = 2 * audio.HOP  # one 25 Hz semantic token = two 50 Hz frames = 1280 samples
 
@@ -328,7 +329,7 @@ class Engine:
                 next_out += 1
             if not batch:
                 continue
-            self._features(batch, params, timings)
+            self._features(batch, todo, params, timings)
             tokens = self._semantic(batch, profile, params, timings, token_budget)
             for chunk in batch:
                 live = chunk is chunks[next_out]  # everything before it is out: play it as it is vocoded
@@ -351,10 +352,23 @@ class Engine:
                     next_out += 1
 
     # -- steps ---------------------------------------------------------------------------------------
-    def _features(self, batch: list[_Chunk], params: RenderParams, timings: Timings) -> None:
+    def _features(self, batch: list[_Chunk], todo: list[_Chunk], params: RenderParams, timings: Timings) -> None:
+        """Phones and BERT features of ``batch``, computed with the rest of their feature groups.
+
+        BERT costs about the same for one segment as for a dozen, so features go in fixed groups of
+        ``FEATURE_GROUP`` chunks of ``todo`` (the first chunk alone, for early audio) whatever the T2S
+        batch size is: the same text then gets the same features, and batch-1 renders stay cheap.
+        """
+        def group_of(i: int) -> int:
+            return 0 if i == 0 else 1 + (i - 1) // FEATURE_GROUP
+
+        wanted = {group_of(i) for i, c in enumerate(todo) if any(c is b for b in batch)}
+        group = [c for i, c in enumerate(todo) if c.features is None and group_of(i) in wanted]
+        if not group:
+            return
         t0 = time.perf_counter()
-        found = text_features_many(self.models.bert, [c.report.text for c in batch], params.text_lang)
-        for chunk, features in zip(batch, found, strict=True):
+        found = text_features_many(self.models.bert, [c.report.text for c in group], params.text_lang)
+        for chunk, features in zip(group, found, strict=True):
             chunk.features = features
             chunk.report.phones = len(features.phone_ids)
             if not features.phone_ids:

@@ -181,6 +181,25 @@ def test_the_first_chunk_streams_window_by_window_and_joins_to_the_same_audio(en
     assert np.array_equal(later, whole.audio[len(joined) - len(later):])  # later chunks: bit-identical
 
 
+def test_bert_runs_in_groups_whatever_the_batch_size(engine, voice_a, monkeypatch):
+    from engine import render as render_module
+
+    monkeypatch.setattr(render_module, "FEATURE_GROUP", 3)
+    bert = engine.models.bert
+    calls: list[int] = []
+    original = bert.phone_features_many
+
+    def counted(segments):  # noqa: ANN001, ANN202
+        calls.append(len(segments))
+        return original(segments)
+
+    monkeypatch.setattr(bert, "phone_features_many", counted)
+    result = engine.render(DIARY, voice_a, RenderParams(seed=2, batch_size=1, max_retries=0))
+    n = len(result.chunks)
+    # the first chunk alone (early audio), then groups of FEATURE_GROUP, though T2S went one by one
+    assert n > 4 and calls == [1] + [3] * ((n - 1) // 3) + ([(n - 1) % 3] if (n - 1) % 3 else [])
+
+
 def test_cancel_stops_between_chunks(engine, voice_a):
     calls = {"n": 0}
 
