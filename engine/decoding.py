@@ -20,7 +20,8 @@ nothing is kept between calls.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -252,7 +253,20 @@ LogitsHook = Callable[[Tensor, Tensor, int], None]
 """``hook(raw_logits [rows, V], item_index [rows], step)``: may edit the raw logits in place."""
 
 
-@torch.inference_mode()
+@dataclass
+class DecodeState:
+    """Where a running :func:`decode_steps` stands after a step (one object, updated in place)."""
+
+    step: int  # steps done (tokens sampled per active row)
+    tokens: Tensor  # [items, max_new] sampled ids; row ``i`` is valid up to ``step`` while item i runs
+    results: list[T2SResult | None]  # per item, set when the item stops
+
+    def partial(self, item: int) -> Tensor:
+        """Item ``item``'s tokens so far (EOS never included: a stopped item's final tokens)."""
+        done = self.results[item]
+        return done.tokens if done is not None else self.tokens[item, : self.step].clone().cpu()
+
+
 def decode(
     model: Text2SemanticGPT,
     requests: Sequence[T2SRequest],
@@ -267,8 +281,25 @@ def decode(
     Each item's prefix runs through the model on its own (no padding compute; the batch cache is
     filled left-padded), then all rows step together. A row leaves the batch when it stops.
     """
+    steps = decode_steps(model, requests, options, generator, logits_hook=logits_hook, record_logits=record_logits)
+    last = deque(steps, maxlen=1)  # run it to the end; the final state holds every result
+    return [r for r in last[0].results if r is not None] if last else []
+
+
+@torch.inference_mode()
+def decode_steps(
+    model: Text2SemanticGPT,
+    requests: Sequence[T2SRequest],
+    options: DecodingOptions,
+    generator: torch.Generator | None = None,
+    *,
+    logits_hook: LogitsHook | None = None,
+    record_logits: bool = False,
+) -> Iterator[DecodeState]:
+    """:func:`decode`, yielding its state after every step: a caller can look at the tokens so far
+    (to start vocoding early) and resume. The last state yielded has every item's result."""
     if not requests:
-        return []
+        return
     config = model.config
     device = model.ar_predict_layer.weight.device
     dtype = model.dtype
@@ -295,7 +326,7 @@ def decode(
         if r.prompt is not None:
             seen[i, r.prompt.to(device).long()] = True
     out = torch.empty(len(requests), max_new, dtype=torch.long, device=device)
-    results: list[T2SResult | None] = [None] * len(requests)
+    state = DecodeState(0, out, [None] * len(requests))
     recorded: list[list[Tensor]] = [[] for _ in requests]
 
     for step in range(max_new):
@@ -315,23 +346,25 @@ def decode(
             stopped_eos = torch.zeros_like(sample, dtype=torch.bool)
         stopped_cap = ~stopped_eos & (cap <= step + 1)
         stopped = stopped_eos | stopped_cap
+        state.step = step + 1
         if bool(stopped.any()):
             for row in stopped.nonzero().flatten().tolist():
                 item = int(items[row])
                 hit_cap = bool(stopped_cap[row])
                 count = step + 1 if hit_cap else step
-                results[item] = T2SResult(out[item, :count].clone().cpu(), hit_cap, recorded[item])
+                state.results[item] = T2SResult(out[item, :count].clone().cpu(), hit_cap, recorded[item])
             keep = (~stopped).nonzero().flatten()
             if keep.numel() == 0:
-                break
+                yield state
+                return
             cache.keep(keep.tolist())
             items, positions, cap, seen, sample = items[keep], positions[keep], cap[keep], seen[keep], sample[keep]
+        yield state
         seen.scatter_(1, sample[:, None], True)
         cache.reserve(cache.length + 1)
         x = model.embed_next(sample, positions + step)
         hidden = model(x, cache, cache.step_mask())
         logits = model.logits(hidden[:, -1])
-    return [r for r in results if r is not None]
 
 
 def _prefill(model: Text2SemanticGPT, request: T2SRequest, cache: KVCache) -> Tensor:

@@ -18,8 +18,9 @@ import json
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -28,7 +29,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine import audio, guards
-from engine.decoding import DecodingOptions, LogitsHook, T2SRequest, decode
+from engine.decoding import DecodeState, DecodingOptions, LogitsHook, T2SRequest, T2SResult, decode_steps
 from engine.enroll import enroll
 from engine.errors import BadText, Cancelled
 from engine.profile import VoiceProfile
@@ -41,6 +42,11 @@ SAMPLE_RATE = audio.SAMPLE_RATE
 FEATURE_GROUP = 16  # chunks whose phones and BERT features are computed in one call
 FIRST_WINDOW_FRAMES = 25  # the first 0.5 s of a stream is vocoded alone, so it plays sooner
 SAMPLES_PER_TOKEN = 2 * audio.HOP  # one 25 Hz semantic token = two 50 Hz frames = 1280 samples
+# Early start (stream_pieces(early_start=True)): see _EarlyStart.
+EARLY_HOLDBACK_TOKENS = 8  # the partial decode's last tokens lack right context (~6.5 for the vocoder)
+EARLY_CROSSFADE = audio.HOP  # samples (20 ms) over which the early audio hands over to the exact rest
+EARLY_VOCODER_MARGIN_S = 0.25  # time allowed for vocoding the rest's first window
+EXPECTED_TOKENS_PER_PHONE = 2.5  # a guess of the chunk's length while it is being decoded
 
 
 class RenderParams(BaseModel):
@@ -191,6 +197,56 @@ class _Chunk:
     audio: np.ndarray | None = None
 
 
+@dataclass
+class _EarlyStart:
+    """Plays the first chunk before its semantic tokens are all decoded.
+
+    After each decoding step: once the tokens so far, less a holdback, would play for longer than the
+    rest is expected to take (steps timed as they run, the chunk's length guessed from its phones,
+    plus a margin for the vocoder), they are vocoded on their own and played. The exact audio of the
+    whole chunk takes over at that point with a short crossfade. The early part is an approximation
+    (SoVITS saw only part of the chunk), which is why it is opt-in.
+    """
+
+    expected_tokens: int
+    speed: float
+    play: Callable[[torch.Tensor], np.ndarray]  # partial tokens -> their whole audio
+    played: np.ndarray | None = None  # what was played from the partial decode
+    tail: np.ndarray | None = None  # the partial audio just after it, to crossfade from
+    prefix: torch.Tensor | None = None  # the tokens it came from
+    _clock: tuple[float, int] | None = None  # (time, step) of the first state seen
+
+    def due(self, state: DecodeState) -> bool:
+        now, k = time.perf_counter(), state.step
+        if self._clock is None:
+            self._clock = (now, k)
+            return False
+        if self.prefix is not None or state.results[0] is not None or k <= EARLY_HOLDBACK_TOKENS + 2:
+            return False
+        per_step = (now - self._clock[0]) / max(1, k - self._clock[1])
+        rest_s = max(0, self.expected_tokens - k) * per_step + EARLY_VOCODER_MARGIN_S
+        return (k - EARLY_HOLDBACK_TOKENS) * SAMPLES_PER_TOKEN / SAMPLE_RATE / self.speed >= rest_s
+
+    def start(self, tokens: torch.Tensor) -> np.ndarray:
+        """Vocode ``tokens`` alone; keep and return the part to play now."""
+        whole = self.play(tokens)
+        boundary = int((len(tokens) - EARLY_HOLDBACK_TOKENS) * SAMPLES_PER_TOKEN / self.speed) // audio.HOP * audio.HOP
+        self.prefix, self.played = tokens, whole[:boundary]
+        self.tail = whole[boundary : boundary + EARLY_CROSSFADE]
+        return self.played
+
+    def hand_over(self, part: np.ndarray) -> np.ndarray:
+        """The exact rest's first samples, crossfaded from the early audio's tail."""
+        if self.tail is None or not len(part):
+            return part
+        n = min(len(self.tail), len(part))
+        fade = np.linspace(0.0, 1.0, n, dtype=np.float32)
+        part = part.copy()
+        part[:n] = self.tail[:n] * (1.0 - fade) + part[:n] * fade
+        self.tail = None
+        return part
+
+
 def _stable_hash(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
@@ -283,9 +339,14 @@ class Engine:
         seed: int | None = None,
         token_budget: Callable[[int], int] | None = None,
         first_window_frames: int = FIRST_WINDOW_FRAMES,
+        early_start: bool = False,
     ) -> Iterator[AudioPiece]:
         """Yield audio in text order as soon as it exists: the first chunk window by window as the
         vocoder finishes each (``first_window_frames`` of 20 ms first), every later chunk whole.
+
+        ``early_start`` plays the first chunk before its semantic tokens are all decoded (see
+        ``_EarlyStart``): sooner audio, but its first moments are an approximation of the exact render,
+        so that chunk is not put in ``chunk_cache``.
 
         ``seed`` overrides ``params.seed`` (a render with seed -1 draws one and passes it here).
         ``token_budget(n_phones) -> n`` is for benchmarks on random weights, which never say EOS: it
@@ -330,19 +391,36 @@ class Engine:
             if not batch:
                 continue
             self._features(batch, todo, params, timings)
-            tokens = self._semantic(batch, profile, params, timings, token_budget)
+            early = None
+            if early_start and next_out == 0 and batch[0] is chunks[0]:
+                head = batch[0]
+                early = _EarlyStart(round(EXPECTED_TOKENS_PER_PHONE * head.report.phones), params.speed_factor,
+                                    partial(self._vocode_whole, chunk=head, params=params, ge=ge, timings=timings))  # fmt: skip
+            decoding = self._semantic(batch, profile, params, timings, token_budget, early)
+            while True:  # relay the early audio, if any, until the tokens are all there
+                try:
+                    yield emit(batch[0], next(decoding), False)
+                except StopIteration as finished:
+                    tokens = finished.value
+                    break
             for chunk in batch:
                 live = chunk is chunks[next_out]  # everything before it is out: play it as it is vocoded
                 first = first_window_frames if next_out == 0 else None
-                parts = []
-                for part in self._vocode(tokens[chunk.report.index], chunk, params, ge, timings, first if live else None):
+                codes = tokens[chunk.report.index]
+                started = early is not None and early.prefix is not None and chunk is batch[0]
+                parts = [early.played] if started else []
+                skip = len(early.played) // audio.HOP if started else 0
+                if started and not torch.equal(codes[: len(early.prefix)], early.prefix):
+                    chunk.report.problems.append("early audio came from an attempt the guards rejected")
+                for part in self._vocode(codes, chunk, params, ge, timings, first if live else None, skip):
+                    part = early.hand_over(part) if started else part
                     parts.append(part)
                     if live:
                         yield emit(chunk, part, False)
                 gap = np.zeros(int(params.fragment_interval * SAMPLE_RATE), dtype=np.float32)
                 chunk.audio = np.concatenate([*parts, gap])
                 chunk.report.samples = len(chunk.audio)
-                if chunk_cache is not None:
+                if chunk_cache is not None and not started:
                     chunk_cache.put(chunk.report.id, chunk.audio)
                 if live:
                     yield emit(chunk, gap, True)
@@ -396,10 +474,12 @@ class Engine:
         return out
 
     def _semantic(self, batch: list[_Chunk], profile: VoiceProfile, params: RenderParams, timings: Timings,
-                  token_budget: Callable[[int], int] | None) -> dict[int, torch.Tensor]:  # fmt: skip
-        """Semantic tokens of each chunk (by chunk index): one batched decode, then the guards' retries."""
+                  token_budget: Callable[[int], int] | None,
+                  early: _EarlyStart | None = None) -> Generator[np.ndarray, None, dict[int, torch.Tensor]]:  # fmt: skip
+        """Semantic tokens of each chunk (by chunk index, the generator's return value): one batched
+        decode, then the guards' retries. Yields the early audio of ``early`` when it starts."""
         options = DecodingOptions(params.top_k, params.top_p, params.temperature, params.repetition_penalty)
-        results = self._decode(batch, profile, options, batch[0].seed, timings, token_budget)
+        results = yield from self._decode(batch, profile, options, batch[0].seed, timings, token_budget, early)
         tokens = {c.report.index: r.tokens for c, r in zip(batch, results, strict=True)}
         if token_budget is None:  # guards; retries go one chunk at a time so they do not depend on batching
             if options.top_k == 1:  # greedy decoding would repeat itself: retries must sample
@@ -412,7 +492,7 @@ class Engine:
                     chunk.report.problems.append(verdict.problem or "")
                     chunk.report.retries += 1
                     seed = (chunk.seed + attempt * 7919) % 2**63
-                    retried = self._decode([chunk], profile, options, seed, timings, None)[0]
+                    retried = (yield from self._decode([chunk], profile, options, seed, timings, None))[0]
                     verdict = guards.judge(retried.tokens, chunk.report.phones, retried.hit_cap)
                     if verdict.ok or _better(retried.tokens, tokens[chunk.report.index]):
                         tokens[chunk.report.index] = retried.tokens
@@ -425,8 +505,10 @@ class Engine:
         return tokens
 
     def _decode(self, chunks: list[_Chunk], profile: VoiceProfile, options: DecodingOptions, seed: int,
-                timings: Timings, token_budget: Callable[[int], int] | None) -> list:  # fmt: skip
-        """One batched T2S call; caps from the phone counts (or the benchmark budget)."""
+                timings: Timings, token_budget: Callable[[int], int] | None,
+                early: _EarlyStart | None = None) -> Generator[np.ndarray, None, list[T2SResult]]:  # fmt: skip
+        """One batched T2S call; caps from the phone counts (or the benchmark budget). Returns the
+        results; yields ``early``'s audio if it starts during the decode (its time is not T2S time)."""
         m = self.models
         if token_budget is not None:
             budgets = [token_budget(c.report.phones) for c in chunks]
@@ -435,13 +517,23 @@ class Engine:
             caps, hook = [guards.token_cap(c.report.phones, 50 * m.max_sec) for c in chunks], None
         generator = torch.Generator(device=m.device).manual_seed(seed)
         t0 = time.perf_counter()
-        results = decode(m.t2s, self._requests(chunks, profile, caps), options, generator, logits_hook=hook)
+        state = None
+        for state in decode_steps(m.t2s, self._requests(chunks, profile, caps), options, generator, logits_hook=hook):
+            if early is not None and early.due(state):
+                timings.t2s_s += time.perf_counter() - t0
+                yield early.start(state.partial(0))
+                t0 = time.perf_counter()
         timings.t2s_s += time.perf_counter() - t0
+        results = [r for r in state.results if r is not None] if state is not None else []
         timings.t2s_tokens += sum(len(r.tokens) for r in results)
         return results
 
+    def _vocode_whole(self, codes: torch.Tensor, chunk: _Chunk, params: RenderParams, ge: torch.Tensor,
+                      timings: Timings) -> np.ndarray:  # fmt: skip
+        return np.concatenate(list(self._vocode(codes, chunk, params, ge, timings)))
+
     def _vocode(self, codes: torch.Tensor, chunk: _Chunk, params: RenderParams, ge: torch.Tensor,
-                timings: Timings, first_frames: int | None) -> Iterator[np.ndarray]:  # fmt: skip
+                timings: Timings, first_frames: int | None = None, start_frame: int = 0) -> Iterator[np.ndarray]:  # fmt: skip
         """A chunk's waveform, window by window (see ``SoVITS.vocode_windows``); SoVITS time is counted
         per window, so a consumer's time between windows does not count."""
         m = self.models
@@ -454,7 +546,7 @@ class Engine:
             z = m.sovits.latent(prior, ge, params.noise_scale, generator)
             # CPU: windows keep the convolutions in cache; elsewhere one call after the first window.
             window = CPU_CHUNK_FRAMES if m.device.type == "cpu" else z.shape[-1]
-            windows = m.sovits.vocode_windows(z, ge, window, first_frames=first_frames)
+            windows = m.sovits.vocode_windows(z, ge, window, first_frames=first_frames, start_frame=start_frame)
         while True:
             with torch.inference_mode():
                 wav = next(windows, None)

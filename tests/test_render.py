@@ -200,6 +200,34 @@ def test_bert_runs_in_groups_whatever_the_batch_size(engine, voice_a, monkeypatc
     assert n > 4 and calls == [1] + [3] * ((n - 1) // 3) + ([(n - 1) % 3] if (n - 1) % 3 else [])
 
 
+def test_early_start_plays_the_first_chunk_before_its_tokens_are_decoded(engine, voice_a):
+    from engine.render import EARLY_CROSSFADE, Timings
+
+    params = RenderParams(seed=5, batch_size=4, max_retries=0)
+    budget = lambda n_phones: 60  # noqa: E731 - every chunk exactly 60 tokens (2.4 s), so there is time to win
+    exact = list(engine.stream_pieces(DIARY, voice_a, params, token_budget=budget))
+    timings = Timings()
+    stream = engine.stream_pieces(DIARY, voice_a, params, token_budget=budget, early_start=True, timings=timings)
+    head = next(stream)
+    tokens_when_first_heard = timings.t2s_tokens  # counted when a decode call returns
+    pieces = [head, *stream]
+    assert head.report.index == 0 and not head.last and tokens_when_first_heard == 0
+    assert 0 < len(head.audio) < 60 * SAMPLES_PER_TOKEN and len(head.audio) % 640 == 0
+
+    def chunk_audio(ps, index):  # noqa: ANN001, ANN202
+        return np.concatenate([p.audio for p in ps if p.report.index == index])
+
+    assert [p.report.index for p in pieces if p.last] == [p.report.index for p in exact if p.last]
+    ours, reference = chunk_audio(pieces, 0), chunk_audio(exact, 0)
+    assert ours.shape == reference.shape
+    handover = len(head.audio) + EARLY_CROSSFADE
+    assert not np.allclose(ours[: len(head.audio)], reference[: len(head.audio)], atol=1e-3)  # the approximation
+    np.testing.assert_allclose(ours[handover:], reference[handover:], atol=1e-5)  # then the exact audio
+    for index in range(1, len(exact)):
+        if any(p.report.index == index for p in exact):
+            assert np.array_equal(chunk_audio(pieces, index), chunk_audio(exact, index))
+
+
 def test_cancel_stops_between_chunks(engine, voice_a):
     calls = {"n": 0}
 

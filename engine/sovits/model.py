@@ -188,24 +188,25 @@ class SoVITS(nn.Module):
         return self.dec(z, g=ge)
 
     def vocode_windows(self, z: Tensor, ge: Tensor | None, chunk_frames: int = 96, overlap_frames: int = 16,
-                       first_frames: int | None = None) -> Iterator[Tensor]:  # fmt: skip
+                       first_frames: int | None = None, start_frame: int = 0) -> Iterator[Tensor]:  # fmt: skip
         """The generator over consecutive windows of ``z``, each wav [1, 1, frames * 640] yielded when done.
 
         Windows hold ``chunk_frames`` (the first one ``first_frames`` when given: a short first window
         is how a stream starts playing early) plus ``overlap_frames`` of context on each side, cut away
         again. Where the overlap covers the generator's receptive field (13 frames for the official
         configs, see ``receptive_field_frames``) the pieces joined equal one call up to float rounding.
-        Shorter convolutions keep their activations in cache, which is faster on CPU.
+        Shorter convolutions keep their activations in cache, which is faster on CPU. ``start_frame``
+        skips the waveform before that frame (its left context is still used).
         """
         total = z.shape[-1]
         first = min(first_frames or chunk_frames, chunk_frames)
-        if total <= first + overlap_frames:
+        if start_frame == 0 and total <= first + overlap_frames:
             yield self.vocode(z, ge)
             return
         hop = self.config.samples_per_frame
-        start = 0
+        start = start_frame
         while start < total:
-            stop = min(start + (first if start == 0 else chunk_frames), total)
+            stop = min(start + (first if start == start_frame else chunk_frames), total)
             lo, hi = max(0, start - overlap_frames), min(total, stop + overlap_frames)
             wav = self.dec(z[..., lo:hi], g=ge)
             yield wav[..., (start - lo) * hop : (stop - lo) * hop]
