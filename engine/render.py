@@ -378,8 +378,7 @@ class Engine:
             return AudioPiece(chunk.report, audio, last, len(chunks))
 
         todo = [c for c in chunks if c.audio is None]
-        # The first chunk goes alone so that audio starts early; the rest in batches, in text order.
-        batches = [todo[:1]] + [todo[i : i + params.batch_size] for i in range(1, len(todo), params.batch_size)]
+        batches = _ramped_batches(todo, params.batch_size)
         ge = self._timbre(profile)
         next_out = 0
         for batch in batches:
@@ -558,6 +557,18 @@ class Engine:
             yield part
             t0 = time.perf_counter()
         timings.sovits_s += time.perf_counter() - t0
+
+
+def _ramped_batches(todo: list[_Chunk], batch_size: int) -> list[list[_Chunk]]:
+    """Chunks in text order: the first alone (so audio starts early), then batches doubling up to
+    ``batch_size``, so each batch is decoded while the audio before it plays (a full batch at once
+    would leave a listener waiting after the first chunk)."""
+    batches, start, size = [todo[:1]], 1, 2
+    while start < len(todo):
+        size = min(size, batch_size)
+        batches.append(todo[start : start + size])
+        start, size = start + size, size * 2
+    return batches
 
 
 def _better(candidate: torch.Tensor, best: torch.Tensor) -> bool:
