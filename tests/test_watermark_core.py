@@ -226,11 +226,25 @@ def test_several_keys_are_tried_at_detection(host):
 
 
 def test_silence_and_tiny_inputs_are_answered_not_crashed(key):
-    for x in (np.zeros(SR * 5), np.zeros(10), np.zeros(0), 1e-3 * np.random.default_rng(0).standard_normal(SR * 4)):
+    for x in (np.zeros(SR * 5), np.zeros(10), np.zeros(0)):
         y = embed(x, SR, key, pack_payload(1))
         assert y.shape == x.shape and np.all(np.isfinite(y))
         found = detect(y, SR, key)
         assert not found.present and not found.mac_ok
+
+
+def test_very_quiet_audio_is_marked_in_proportion_and_never_misread(key):
+    # The mark is a relative gain on the host's own spectrum, so a very quiet clip carries it too,
+    # at its level: detecting it there is right. What must never happen is a wrong payload, or a
+    # detection in the same quiet noise unmarked.
+    quiet = 1e-3 * np.random.default_rng(0).standard_normal(SR * 4)
+    y = embed(quiet, SR, key, pack_payload(1))
+    assert y.shape == quiet.shape and np.all(np.isfinite(y))
+    assert np.abs(y - quiet).max() < 1e-3  # the mark scales with the host
+    found = detect(y, SR, key)
+    assert not found.mac_ok or unpack_payload(found.payload) == 1
+    clean = detect(quiet, SR, key)
+    assert not clean.present and not clean.mac_ok
 
 
 def test_cell_signs_carry_the_coded_message(key):
