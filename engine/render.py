@@ -314,14 +314,21 @@ class Engine:
         text: str,
         profile: VoiceProfile,
         params: RenderParams | None = None,
-        **options: object,
+        *,
+        should_cancel: Callable[[], bool] | None = None,
+        chunk_cache: ChunkCache | None = None,
+        timings: Timings | None = None,
+        seed: int | None = None,
+        token_budget: Callable[[int], int] | None = None,
     ) -> Iterator[RenderedChunk]:
         """Yield rendered chunks in text order as soon as each (and all before it) is ready.
 
-        Keyword options as :meth:`stream_pieces`, which this groups into whole chunks.
+        The options are :meth:`stream_pieces`'s; this groups its pieces into whole chunks.
         """
         parts: list[np.ndarray] = []
-        for piece in self.stream_pieces(text, profile, params, **options):  # type: ignore[arg-type]
+        pieces = self.stream_pieces(text, profile, params, should_cancel=should_cancel, chunk_cache=chunk_cache,
+                                    timings=timings, seed=seed, token_budget=token_budget)  # fmt: skip
+        for piece in pieces:
             parts.append(piece.audio)
             if piece.last:
                 yield RenderedChunk(piece.report, parts[0] if len(parts) == 1 else np.concatenate(parts), piece.total)
