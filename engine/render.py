@@ -210,7 +210,7 @@ class _EarlyStart:
 
     expected_tokens: int
     speed: float
-    play: Callable[[torch.Tensor], np.ndarray]  # partial tokens -> their whole audio
+    play: Callable[[torch.Tensor], Iterator[np.ndarray]]  # partial tokens -> their audio, window by window
     played: np.ndarray | None = None  # what was played from the partial decode
     tail: np.ndarray | None = None  # the partial audio just after it, to crossfade from
     prefix: torch.Tensor | None = None  # the tokens it came from
@@ -227,13 +227,20 @@ class _EarlyStart:
         rest_s = max(0, self.expected_tokens - k) * per_step + EARLY_VOCODER_MARGIN_S
         return (k - EARLY_HOLDBACK_TOKENS) * SAMPLES_PER_TOKEN / SAMPLE_RATE / self.speed >= rest_s
 
-    def start(self, tokens: torch.Tensor) -> np.ndarray:
-        """Vocode ``tokens`` alone; keep and return the part to play now."""
-        whole = self.play(tokens)
+    def start(self, tokens: torch.Tensor) -> Iterator[np.ndarray]:
+        """Vocode ``tokens`` alone and yield the part to play now, window by window; keep the tail."""
         boundary = int((len(tokens) - EARLY_HOLDBACK_TOKENS) * SAMPLES_PER_TOKEN / self.speed) // audio.HOP * audio.HOP
-        self.prefix, self.played = tokens, whole[:boundary]
-        self.tail = whole[boundary : boundary + EARLY_CROSSFADE]
-        return self.played
+        self.prefix, played, done = tokens, [], 0
+        for part in self.play(tokens):
+            now = part[: max(0, boundary - done)]
+            if len(now):
+                played.append(now)
+                yield now
+            if done + len(part) > boundary:
+                self.tail = part[max(0, boundary - done) : boundary - done + EARLY_CROSSFADE]
+                break
+            done += len(part)
+        self.played = np.concatenate(played) if played else np.zeros(0, np.float32)
 
     def hand_over(self, part: np.ndarray) -> np.ndarray:
         """The exact rest's first samples, crossfaded from the early audio's tail."""
@@ -401,7 +408,8 @@ class Engine:
             if early_start and next_out == 0 and batch[0] is chunks[0]:
                 head = batch[0]
                 early = _EarlyStart(round(EXPECTED_TOKENS_PER_PHONE * head.report.phones), params.speed_factor,
-                                    partial(self._vocode_whole, chunk=head, params=params, ge=ge, timings=timings))  # fmt: skip
+                                    partial(self._vocode, chunk=head, params=params, ge=ge, timings=timings,
+                                            first_frames=first_window_frames))  # fmt: skip
             decoding = self._semantic(batch, profile, params, timings, token_budget, early)
             while True:  # relay the early audio, if any, until the tokens are all there
                 try:
@@ -527,16 +535,12 @@ class Engine:
         for state in decode_steps(m.t2s, self._requests(chunks, profile, caps), options, generator, logits_hook=hook):
             if early is not None and early.due(state):
                 timings.t2s_s += time.perf_counter() - t0
-                yield early.start(state.partial(0))
+                yield from early.start(state.partial(0))
                 t0 = time.perf_counter()
         timings.t2s_s += time.perf_counter() - t0
         results = [r for r in state.results if r is not None] if state is not None else []
         timings.t2s_tokens += sum(len(r.tokens) for r in results)
         return results
-
-    def _vocode_whole(self, codes: torch.Tensor, chunk: _Chunk, params: RenderParams, ge: torch.Tensor,
-                      timings: Timings) -> np.ndarray:  # fmt: skip
-        return np.concatenate(list(self._vocode(codes, chunk, params, ge, timings)))
 
     def _vocode(self, codes: torch.Tensor, chunk: _Chunk, params: RenderParams, ge: torch.Tensor,
                 timings: Timings, first_frames: int | None = None, start_frame: int = 0) -> Iterator[np.ndarray]:  # fmt: skip
