@@ -45,11 +45,12 @@ def test_s3_presigned_links_work_then_expire(s3):
     store = S3Storage(s3.endpoint_url, s3.access_key, s3.secret_key, s3.bucket)
     key = f"members/{keys.new_id()}/jobs/{keys.new_id()}/result.wav"
     store.put(key, b"RIFF....WAVE")
-    url = store.url(key, expires_in=1, filename="x.wav")
+    # The signing time has whole-second resolution, so a 1 s link can be stale on arrival: give it 3 s.
+    url = store.url(key, expires_in=3, filename="x.wav")
     response = httpx.get(url)
     assert response.status_code == 200 and response.content == b"RIFF....WAVE"
     assert response.headers["content-disposition"] == 'attachment; filename="x.wav"'
-    time.sleep(2.1)
+    time.sleep(4.1)
     assert httpx.get(url).status_code == 403
     store.delete(key)
 
