@@ -266,6 +266,10 @@ class DecodeState:
         done = self.results[item]
         return done.tokens if done is not None else self.tokens[item, : self.step].clone().cpu()
 
+    def finished(self) -> list[T2SResult]:
+        """The results of the items that have stopped, in request order (all of them at the end)."""
+        return [r for r in self.results if r is not None]
+
 
 def decode(
     model: Text2SemanticGPT,
@@ -283,7 +287,7 @@ def decode(
     """
     steps = decode_steps(model, requests, options, generator, logits_hook=logits_hook, record_logits=record_logits)
     last = deque(steps, maxlen=1)  # run it to the end; the final state holds every result
-    return [r for r in last[0].results if r is not None] if last else []
+    return last[0].finished() if last else []
 
 
 @torch.inference_mode()

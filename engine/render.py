@@ -34,7 +34,6 @@ from engine.enroll import enroll
 from engine.errors import BadText, Cancelled
 from engine.profile import VoiceProfile
 from engine.runtime import Models, set_threads
-from engine.sovits.model import CPU_CHUNK_FRAMES
 from engine.text import split_text
 from engine.text_features import TextFeatures, text_features_many
 
@@ -531,14 +530,14 @@ class Engine:
             caps, hook = [guards.token_cap(c.report.phones, 50 * m.max_sec) for c in chunks], None
         generator = torch.Generator(device=m.device).manual_seed(seed)
         t0 = time.perf_counter()
-        state = None
+        state: DecodeState | None = None
         for state in decode_steps(m.t2s, self._requests(chunks, profile, caps), options, generator, logits_hook=hook):
             if early is not None and early.due(state):
                 timings.t2s_s += time.perf_counter() - t0
                 yield from early.start(state.partial(0))
                 t0 = time.perf_counter()
         timings.t2s_s += time.perf_counter() - t0
-        results = [r for r in state.results if r is not None] if state is not None else []
+        results = state.finished() if state is not None else []
         timings.t2s_tokens += sum(len(r.tokens) for r in results)
         return results
 
@@ -554,9 +553,7 @@ class Engine:
             phones = torch.tensor(chunk.features.phone_ids, dtype=torch.long, device=m.device)[None]
             prior = m.sovits.prior(codes.to(m.device)[None, None], phones, ge, params.speed_factor)
             z = m.sovits.latent(prior, ge, params.noise_scale, generator)
-            # CPU: windows keep the convolutions in cache; elsewhere one call after the first window.
-            window = CPU_CHUNK_FRAMES if m.device.type == "cpu" else z.shape[-1]
-            windows = m.sovits.vocode_windows(z, ge, window, first_frames=first_frames, start_frame=start_frame)
+            windows = m.sovits.vocode_windows(z, ge, "auto", first_frames=first_frames, start_frame=start_frame)
         while True:
             with torch.inference_mode():
                 wav = next(windows, None)

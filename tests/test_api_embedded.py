@@ -22,6 +22,16 @@ def models(tmp_path_factory) -> Path:
     return jobs_fixtures.tiny_models(tmp_path_factory)
 
 
+def finished(client: TestClient, auth: dict, job_id: str, timeout: float = 180) -> dict:
+    """The job's JSON once it has left queued/running (jobs run in the API process here)."""
+
+    def done():  # noqa: ANN202
+        job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+        return job if job["status"] not in ("queued", "running") else None
+
+    return wait_until(done, timeout, 0.2, f"job {job_id}")
+
+
 def test_upload_synthesize_and_download_through_a_signed_local_link(tmp_data_dir, models):
     settings = embedded_settings(tmp_data_dir, models_dir=models, device="cpu", threads=1, sweep_interval_s=0.5)
     app = create_app(settings)
@@ -29,20 +39,13 @@ def test_upload_synthesize_and_download_through_a_signed_local_link(tmp_data_dir
         _, token = service.create_member(app.state.backend, "me", admin=True)
         auth = {"Authorization": f"Bearer {token}"}
 
-        def finished(job_id: str) -> dict:
-            def done():  # noqa: ANN202
-                job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
-                return job if job["status"] not in ("queued", "running") else None
-
-            return wait_until(done, 180, 0.2, f"job {job_id}")
-
         created = client.post("/v1/voices", files={"audio": ("me.flac", audio_bytes(4.0, fmt="FLAC"))},
                               data={"transcript": "今天天气很好。", "language": "zh", "name": "me"}, headers=auth)
         assert created.status_code == 202, created.text
-        assert finished(created.json()["job_id"])["status"] == "succeeded"
+        assert finished(client, auth, created.json()["job_id"])["status"] == "succeeded"
         queued = client.post("/v1/syntheses", json={"text": "我们去公园散步吧。", "voice_id": created.json()["voice_id"],
                                                     "format": "flac", "seed": 3}, headers=auth)
-        job = finished(queued.json()["job_id"])
+        job = finished(client, auth, queued.json()["job_id"])
         assert job["status"] == "succeeded" and job["progress"]["done"] == job["progress"]["total"] >= 1
         link = job["result"]["url"]
         assert link.startswith(settings.api_url + "/v1/files/")
@@ -71,17 +74,10 @@ def test_a_fine_tuned_voice_renders_with_its_own_weights(tmp_data_dir, models):
         _, token = service.create_member(app.state.backend, "me", admin=True)
         auth = {"Authorization": f"Bearer {token}"}
 
-        def finished(job_id: str) -> dict:
-            def done():  # noqa: ANN202
-                job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
-                return job if job["status"] not in ("queued", "running") else None
-
-            return wait_until(done, 300, 0.2, f"job {job_id}")
-
         def render() -> np.ndarray:
             queued = client.post("/v1/syntheses", json={"text": "我们去公园散步吧。", "voice_id": voice_id,
                                                         "format": "wav", "seed": 3}, headers=auth)
-            job = finished(queued.json()["job_id"])
+            job = finished(client, auth, queued.json()["job_id"], timeout=300)
             assert job["status"] == "succeeded", job
             data = client.get(job["result"]["url"].removeprefix(settings.api_url)).content
             return sf.read(io.BytesIO(data), dtype="float32")[0]
@@ -89,13 +85,13 @@ def test_a_fine_tuned_voice_renders_with_its_own_weights(tmp_data_dir, models):
         created = client.post("/v1/voices", files={"audio": ("me.wav", audio_bytes(4.0))},
                               data={"transcript": "今天天气很好。", "language": "zh", "name": "me"}, headers=auth)
         voice_id = created.json()["voice_id"]
-        assert finished(created.json()["job_id"])["status"] == "succeeded"
+        assert finished(client, auth, created.json()["job_id"], timeout=300)["status"] == "succeeded"
         before = render()
 
         tuned = client.post(f"/v1/voices/{voice_id}/finetune", json={"sovits_epochs": 1, "gpt_epochs": 1},
                             headers=auth)
         assert tuned.status_code == 202, tuned.text
-        job = finished(tuned.json()["job_id"])
+        job = finished(client, auth, tuned.json()["job_id"], timeout=300)
         assert job["status"] == "succeeded", job
         assert job["progress"]["done"] == job["progress"]["total"] == 2  # one clip, one epoch of each stage
         assert client.get(f"/v1/voices/{voice_id}", headers=auth).json()["finetuned"] is True

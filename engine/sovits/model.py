@@ -187,34 +187,39 @@ class SoVITS(nn.Module):
         """z [1, inter, T] -> wav [1, 1, T * 640] in one generator call."""
         return self.dec(z, g=ge)
 
-    def vocode_windows(self, z: Tensor, ge: Tensor | None, chunk_frames: int = 96, overlap_frames: int = 16,
-                       first_frames: int | None = None, start_frame: int = 0) -> Iterator[Tensor]:  # fmt: skip
+    def vocode_windows(self, z: Tensor, ge: Tensor | None, chunk_frames: int | Literal["auto"] | None = "auto",
+                       overlap_frames: int = 16, first_frames: int | None = None,
+                       start_frame: int = 0) -> Iterator[Tensor]:  # fmt: skip
         """The generator over consecutive windows of ``z``, each wav [1, 1, frames * 640] yielded when done.
 
-        Windows hold ``chunk_frames`` (the first one ``first_frames`` when given: a short first window
-        is how a stream starts playing early) plus ``overlap_frames`` of context on each side, cut away
-        again. Where the overlap covers the generator's receptive field (13 frames for the official
+        Windows hold ``chunk_frames`` (``"auto"``: ``CPU_CHUNK_FRAMES`` on CPU, one window elsewhere;
+        ``None``: one window) plus ``overlap_frames`` of context on each side, cut away again; the
+        first holds ``first_frames`` when given (a short first window is how a stream starts playing
+        early). Where the overlap covers the generator's receptive field (13 frames for the official
         configs, see ``receptive_field_frames``) the pieces joined equal one call up to float rounding.
         Shorter convolutions keep their activations in cache, which is faster on CPU. ``start_frame``
         skips the waveform before that frame (its left context is still used).
         """
         total = z.shape[-1]
-        first = min(first_frames or chunk_frames, chunk_frames)
+        if chunk_frames == "auto":
+            chunk_frames = CPU_CHUNK_FRAMES if z.device.type == "cpu" else None
+        chunk = chunk_frames or max(total, 1)
+        first = min(first_frames or chunk, chunk)
         if start_frame == 0 and total <= first + overlap_frames:
             yield self.vocode(z, ge)
             return
         hop = self.config.samples_per_frame
         start = start_frame
         while start < total:
-            stop = min(start + (first if start == start_frame else chunk_frames), total)
+            stop = min(start + (first if start == start_frame else chunk), total)
             lo, hi = max(0, start - overlap_frames), min(total, stop + overlap_frames)
             wav = self.dec(z[..., lo:hi], g=ge)
             yield wav[..., (start - lo) * hop : (stop - lo) * hop]
             start = stop
 
     def vocode_chunked(self, z: Tensor, ge: Tensor | None, chunk_frames: int = 96, overlap_frames: int = 16) -> Tensor:
-        """:meth:`vocode_windows` joined into one waveform."""
-        return torch.cat(list(self.vocode_windows(z, ge, chunk_frames, overlap_frames)), dim=-1)
+        """:meth:`vocode_windows` of ``chunk_frames`` joined into one waveform."""
+        return self.vocode_auto(z, ge, chunk_frames, overlap_frames)
 
     def receptive_field_frames(self) -> int:
         """Frames of ``z`` on each side of an output frame that can change it (an upper bound)."""
@@ -230,12 +235,9 @@ class SoVITS(nn.Module):
 
     def vocode_auto(self, z: Tensor, ge: Tensor | None, chunk_frames: int | Literal["auto"] | None = "auto",
                     overlap_frames: int = 16) -> Tensor:  # fmt: skip
-        """``"auto"``: windows of ``CPU_CHUNK_FRAMES`` on CPU, one call elsewhere; ``None``: one call."""
-        if chunk_frames == "auto":
-            chunk_frames = CPU_CHUNK_FRAMES if z.device.type == "cpu" else None
-        if chunk_frames:
-            return self.vocode_chunked(z, ge, chunk_frames, overlap_frames)
-        return self.vocode(z, ge)
+        """:meth:`vocode_windows` joined: ``"auto"`` windows on CPU, one call elsewhere; ``None``: one call."""
+        pieces = list(self.vocode_windows(z, ge, chunk_frames, overlap_frames))
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
 
     # -- the whole decode ---------------------------------------------------------------------------
     @torch.inference_mode()
