@@ -284,7 +284,10 @@ def cancel(job_id: str) -> None:
 
 def finetune(voice_id: str, sovits_epochs: int = typer.Option(8), gpt_epochs: int = typer.Option(15),
              wait: bool = typer.Option(False, "--wait", "-w")) -> None:
-    """Fine-tune the models on one of your voices (a long background job); prints the job id."""
+    """Fine-tune the models on one of your voices (a long background job); prints the job id.
+
+    Once it succeeds, syntheses in that voice use its fine-tuned weights.
+    """
     client = _client()
     accepted = _guarded(client.finetune)(voice_id, sovits_epochs=sovits_epochs, gpt_epochs=gpt_epochs)
     typer.echo(accepted.job_id)

@@ -72,7 +72,8 @@ def delete_voice(voice_id: str, response: Response,
 
 
 @router.post("/{voice_id}/finetune", status_code=202, response_model=JobAccepted,
-             summary="Fine-tune the models on this voice (a long background job)")
+             summary="Fine-tune the models on this voice (a long background job); once it succeeds, "
+                     "this voice's syntheses use its fine-tuned weights")
 def finetune(voice_id: str, response: Response, body: FinetuneRequest | None = Body(None),
              member=Depends(current_member),  # noqa: ANN001
              backend: Backend = Depends(get_backend)) -> JobAccepted:
