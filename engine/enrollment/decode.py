@@ -60,7 +60,8 @@ def decode_take(data: bytes, limits: DecodeLimits | None = None) -> DecodedTake:
             samples = f.read(frames=cap, dtype="float32", always_2d=True)
             fmt, rate, channels = f.format, f.samplerate, f.channels
     except sf.LibsndfileError as e:
-        raise UndecodableTake("format", None, f"not a readable audio file ({e})") from None
+        reason = str(e).rsplit(": ", 1)[-1].strip(" .").lower() or "unknown format"
+        raise UndecodableTake("format", None, f"not a readable audio file: {reason}") from None
     if len(samples) >= int(limits.max_seconds * rate) + 1:
         raise UndecodableTake("duration", len(samples) / rate, f"longer than {limits.max_seconds:.0f} s")
     if len(samples) == 0:
