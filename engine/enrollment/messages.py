@@ -81,6 +81,18 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "The words do not match the sentence: error rate {value:.0%}, at most {threshold:.0%}. "
         "Please read exactly the sentence on the screen",
     },
+    "consent_speaker": {
+        "zh": "同意声明的声音和录音不是同一个人：相似度 {value:.2f}，至少需要 {threshold:.2f}。"
+        "请由录制朗读句子的本人亲自朗读同意声明",
+        "en": "The consent statement and the takes are not the same speaker: similarity {value:.2f}, "
+        "at least {threshold:.2f}. The person who read the sentences must read the consent statement",
+    },
+    "several_speakers": {
+        "zh": "录音里有不止一个人的声音：{count} 段（{takes}）和其他录音不像同一个人（相似度 {value:.2f}，"
+        "至少需要 {threshold:.2f}）。只能录入你自己的声音，请重新录这些句子",
+        "en": "The takes hold more than one voice: {count} ({takes}) do not match the others (similarity "
+        "{value:.2f}, at least {threshold:.2f}). Only your own voice may be enrolled; record them again",
+    },
 }
 
 

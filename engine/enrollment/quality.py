@@ -14,7 +14,7 @@ import numpy as np
 import pyloudnorm
 
 from engine.enrollment import asr as asr_check
-from engine.enrollment.decode import DecodeLimits, DecodedTake, UndecodableTake, decode_take
+from engine.enrollment.decode import DecodedTake, DecodeLimits, UndecodableTake, decode_take
 from engine.enrollment.messages import gate_message
 from engine.enrollment.vad import FRAME_SECONDS, gaps_between, speech_probabilities, speech_segments
 
