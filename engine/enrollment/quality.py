@@ -153,7 +153,7 @@ def measure(take: DecodedTake, probs: np.ndarray, vad_threshold: float = 0.5) ->
         speech_ratio=float(np.mean(probs >= vad_threshold)) if probs.size else 0.0,
         leading_silence=round(gaps[0].seconds, 3), trailing_silence=round(gaps[-1].seconds, 3),
         max_inner_silence=round(max((g.seconds for g in gaps[1:-1]), default=0.0), 3),
-        speech_segments=[(round(s.start, 3), round(s.end, 3)) for s in segments],
+        speech_segments=[(round(float(s.start), 3), round(float(s.end), 3)) for s in segments],
     )
 
 
@@ -198,6 +198,7 @@ def _finite(v: float | None) -> float | None:
 
 
 def _gate(name: str, ok: bool, value: object, threshold: object, key: str, language: str) -> Gate:
+    ok = bool(ok)  # comparisons with numpy scalars give numpy booleans, which JSON refuses
     message = None if ok else gate_message(key, language, value=value, threshold=threshold)
     return Gate(name, ok, value, threshold, message)  # type: ignore[arg-type]
 
