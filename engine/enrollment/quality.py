@@ -118,7 +118,7 @@ def analyse_take(
     try:
         take = decode_take(data, limits)
     except UndecodableTake as e:
-        return _undecodable_report(e, language, thresholds, limits or DecodeLimits())
+        return undecodable_report(e, language, thresholds, limits or DecodeLimits())
     return analyse_samples(take, language, thresholds, expected_text, transcriber)
 
 
@@ -128,9 +128,10 @@ def analyse_samples(
     thresholds: QualityThresholds,
     expected_text: str | None = None,
     transcriber: asr_check.Transcriber | None = None,
+    probs: np.ndarray | None = None,
 ) -> QualityReport:
-    """The report for already decoded audio (slicing reuses it per clip)."""
-    probs = speech_probabilities(take.samples, take.sample_rate)
+    """The report for already decoded audio; ``probs`` (from :func:`speech_probabilities`) saves a VAD run."""
+    probs = speech_probabilities(take.samples, take.sample_rate) if probs is None else probs
     m = measure(take, probs, thresholds.vad_threshold)
     gates = signal_gates(m, thresholds, language)
     gates.append(_words_gate(take, m, thresholds, language, expected_text, transcriber))
@@ -261,7 +262,7 @@ def _words_gate(
     return _gate("words", error <= t.max_word_error, error, t.max_word_error, "words", language)
 
 
-def _undecodable_report(
+def undecodable_report(
     e: UndecodableTake, language: str, t: QualityThresholds, limits: DecodeLimits
 ) -> QualityReport:
     bounds: dict[str, tuple[object, str]] = {
