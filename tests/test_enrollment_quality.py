@@ -39,7 +39,8 @@ def test_estimated_snr_is_within_3_db_of_the_mixed_snr(en_sentence, snr):
     samples, rate, _ = en_sentence
     report = analyse_take(wav_bytes(with_noise(samples, rate, snr), rate), "en")
     assert abs(report.measurements.snr_db - snr) <= 3.0, report.measurements
-    assert (report.gate("snr").passed is True) == (snr >= 20 + 3) or 17 <= snr <= 23
+    if snr <= 15 or snr >= 25:  # clear of the 20 dB threshold by more than the estimate's tolerance
+        assert report.gate("snr").passed is (snr >= 25)
 
 
 def test_a_noisy_take_is_refused_with_the_snr_message(zh_sentence):

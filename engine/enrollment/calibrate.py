@@ -7,6 +7,7 @@ speakers. Run ``python -m engine.enrollment.calibrate`` to print the scores, the
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import sys
@@ -27,6 +28,7 @@ class Calibration:
     genuine: list[float]
     impostor: list[float]
     hardest_impostors: list[tuple[str, str, float]]
+    genuine_by_speaker: dict[str, float]
 
     def summary(self) -> dict[str, object]:
         g, i = np.array(self.genuine), np.array(self.impostor)
@@ -35,6 +37,7 @@ class Calibration:
             "genuine": {"n": g.size, "min": round(g.min(), 4), "mean": round(g.mean(), 4), "max": round(g.max(), 4)},
             "impostor": {"n": i.size, "min": round(i.min(), 4), "mean": round(i.mean(), 4), "max": round(i.max(), 4)},
             "hardest_impostors": [(a, b, round(s, 4)) for a, b, s in self.hardest_impostors],
+            "genuine_mean_by_speaker": {k: round(v, 4) for k, v in self.genuine_by_speaker.items()},
         }
 
 
@@ -68,7 +71,8 @@ def embed_set(embedder: SpeakerEmbedder, per_speaker: int = 3) -> dict[str, list
 def calibrate(embedder: SpeakerEmbedder | None = None, per_speaker: int = 3) -> Calibration:
     embedder = embedder or load_embedder()
     emb = embed_set(embedder, per_speaker)
-    genuine = [cosine(a, b) for es in emb.values() for a, b in itertools.combinations(es, 2)]
+    by_speaker = {v: [cosine(a, b) for a, b in itertools.combinations(es, 2)] for v, es in emb.items()}
+    genuine = [s for scores in by_speaker.values() for s in scores]
     impostor_named = [
         (va, vb, cosine(a, b))
         for (va, ea), (vb, eb) in itertools.combinations(emb.items(), 2) for a in ea for b in eb
@@ -76,12 +80,22 @@ def calibrate(embedder: SpeakerEmbedder | None = None, per_speaker: int = 3) -> 
     impostor = [s for _, _, s in impostor_named]
     eer, threshold = equal_error_rate(genuine, impostor)
     hardest = sorted(impostor_named, key=lambda x: -x[2])[:8]
-    return Calibration(embedder.name, eer, threshold, genuine, impostor, hardest)
+    means = {v: float(np.mean(s)) for v, s in by_speaker.items()}
+    return Calibration(embedder.name, eer, threshold, genuine, impostor, hardest, means)
 
 
 def main() -> int:
-    result = calibrate()
-    print(json.dumps(result.summary(), indent=2, ensure_ascii=False))
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sv-checkpoint", help="ERes2NetV2 .ckpt to calibrate instead of Resemblyzer")
+    ap.add_argument("--per-speaker", type=int, default=3)
+    ap.add_argument("--scores", action="store_true", help="also print every genuine and impostor score")
+    args = ap.parse_args()
+    result = calibrate(load_embedder(args.sv_checkpoint), args.per_speaker)
+    out = result.summary()
+    if args.scores:
+        out |= {"genuine_scores": [round(s, 4) for s in result.genuine],
+                "impostor_scores": [round(s, 4) for s in result.impostor]}
+    print(json.dumps(out, indent=2, ensure_ascii=False))
     return 0
 
 

@@ -5,6 +5,7 @@ Gives one speech probability per 32 ms frame (512 samples at 16 kHz) and speech 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import cache
 
@@ -21,7 +22,9 @@ FRAME_SECONDS = FRAME / VAD_RATE
 def _model() -> torch.nn.Module:
     from silero_vad import load_silero_vad  # the JIT file inside the package; never torch.hub
 
-    return load_silero_vad()
+    with warnings.catch_warnings():  # torch 2.11 calls torch.jit.load deprecated; the package still uses it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return load_silero_vad()
 
 
 @dataclass(frozen=True)

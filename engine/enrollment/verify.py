@@ -76,11 +76,16 @@ class ERes2NetEmbedder:
             return _unit(self._model(audio.fbank(wav)).numpy())
 
 
-def load_embedder(sv_checkpoint: str | os.PathLike | None = None) -> SpeakerEmbedder:
-    """ERes2NetV2 when ``sv_checkpoint`` (models/sv/pretrained_eres2netv2w24s4ep4.ckpt) exists, else Resemblyzer."""
+def load_embedder(
+    sv_checkpoint: str | os.PathLike | None = None, threshold: float | None = None
+) -> SpeakerEmbedder:
+    """ERes2NetV2 when ``sv_checkpoint`` (models/sv/pretrained_eres2netv2w24s4ep4.ckpt) exists, else Resemblyzer.
+
+    ``threshold`` overrides the model's default same-speaker threshold (settings may set one per model).
+    """
     if sv_checkpoint and Path(sv_checkpoint).is_file():
-        return ERes2NetEmbedder(sv_checkpoint)
-    return ResemblyzerEmbedder()
+        return ERes2NetEmbedder(sv_checkpoint, ERES2NET_THRESHOLD if threshold is None else threshold)
+    return ResemblyzerEmbedder(RESEMBLYZER_THRESHOLD if threshold is None else threshold)
 
 
 @dataclass(frozen=True)
