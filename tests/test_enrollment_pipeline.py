@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from enrollment_fixtures import OTHER, SPEAKER, needs_espeak, padded
+from enrollment_audio import OTHER, SPEAKER, needs_espeak, padded
 
 from engine.enrollment import espeak
 from engine.enrollment.pipeline import assess_take, finish_enrollment

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from enrollment_fixtures import needs_espeak, padded, with_noise
+from enrollment_audio import needs_espeak, padded, with_noise
 
 from engine.enrollment.asr import error_rate
 from engine.enrollment.decode import DecodeLimits

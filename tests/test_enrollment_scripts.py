@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from enrollment_fixtures import needs_espeak
+from enrollment_audio import needs_espeak
 
 from engine.enrollment import espeak
 from engine.enrollment.scripts import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from enrollment_fixtures import needs_espeak
+from enrollment_audio import needs_espeak
 
 from engine.enrollment.decode import DecodedTake
 from engine.enrollment.scripts import get_script

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from enrollment_fixtures import OTHER, SPEAKER, needs_espeak
+from enrollment_audio import OTHER, SPEAKER, needs_espeak
 
 from engine.enrollment import espeak
 from engine.enrollment.calibrate import equal_error_rate

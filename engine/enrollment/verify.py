@@ -8,6 +8,7 @@ cosine similarities of L2-normalised embeddings; thresholds come from ``calibrat
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -41,7 +42,9 @@ class ResemblyzerEmbedder:
     name = "resemblyzer-0.1.4"
 
     def __init__(self, threshold: float = RESEMBLYZER_THRESHOLD) -> None:
-        from resemblyzer import VoiceEncoder
+        with warnings.catch_warnings():  # it imports scipy.ndimage.morphology, deprecated in SciPy 1.x
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from resemblyzer import VoiceEncoder
 
         self.threshold = threshold
         self._encoder = VoiceEncoder("cpu", verbose=False)
