@@ -166,3 +166,11 @@ def test_error_rate_counts_edits_per_expected_token():
     assert error_rate("今天天气很好。", "今天天气很好", "zh") == 0.0
     assert error_rate("今天天气很好", "今天天汽很好啊", "zh") == pytest.approx(2 / 6)
     assert error_rate("The quick brown fox", "the quick fox", "en") == pytest.approx(1 / 4)
+
+
+@pytest.mark.parametrize("fmt", ["FLAC", "OGG", "MP3"])
+def test_compressed_and_stereo_takes_are_decoded(en_sentence, fmt):
+    samples, rate, _ = en_sentence
+    report = analyse_take(wav_bytes(np.stack([samples, samples], axis=1), rate, fmt), "en")
+    assert report.passed, report.to_dict()
+    assert report.measurements.format == fmt and report.measurements.channels == 2
