@@ -174,3 +174,11 @@ def test_compressed_and_stereo_takes_are_decoded(en_sentence, fmt):
     report = analyse_take(wav_bytes(np.stack([samples, samples], axis=1), rate, fmt), "en")
     assert report.passed, report.to_dict()
     assert report.measurements.format == fmt and report.measurements.channels == 2
+
+
+def test_no_asr_folder_means_no_transcriber_and_a_wrong_folder_is_an_error(tmp_path):
+    from engine.enrollment.asr import load_transcriber
+
+    assert load_transcriber(None) is None and load_transcriber("") is None
+    with pytest.raises(ValueError, match="no faster-whisper"):
+        load_transcriber(tmp_path)
