@@ -68,12 +68,13 @@ def _which(cmd: str, *extra_dirs: Path) -> str:
 
 
 def ensure_redis() -> str:
+    """Redis with an append-only file (as compose runs it): a restart keeps queued messages."""
     if not port_open(REDIS_PORT):
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         pidfile = STATE_DIR / "redis.pid"
         subprocess.run(
             [_which("redis-server"), "--daemonize", "yes", "--bind", HOST, "--port", str(REDIS_PORT),
-             "--save", "", "--appendonly", "no", "--dir", str(STATE_DIR), "--pidfile", str(pidfile),
+             "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(STATE_DIR), "--pidfile", str(pidfile),
              "--logfile", str(STATE_DIR / "redis.log")],
             check=True,
         )

@@ -8,7 +8,6 @@ part of every lookup: another member's voice or job is "not found", exactly like
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import secrets
@@ -20,6 +19,7 @@ from sqlmodel import Session
 
 from shared import jobs as jobstate
 from shared import keys
+from shared.audio_limits import AudioLimits, AudioRefused, check_upload
 from shared.db import Database, get_database
 from shared.models import (
     ACTIVE,
@@ -56,7 +56,6 @@ from shared.settings import Settings
 from shared.storage import Storage, make_storage
 
 REFERENCE_SECONDS = (3.0, 10.0)  # what the engine accepts as a reference clip
-REFERENCE_FORMATS = ("WAV", "WAVEX", "RF64", "FLAC", "OGG", "MP3")
 TRANSCRIPT_MAX_CHARS = 500
 DELETE_CONFIRM_TTL_S = 600
 TOKEN_PREFIX = "edy_"
@@ -209,24 +208,16 @@ def _check_quotas(backend: Backend, session: Session, member_id: str, chars: int
 # --- voices ------------------------------------------------------------------------------------
 
 def inspect_reference(audio: bytes, max_bytes: int) -> float:
-    """Check an uploaded recording before anything is stored; returns its duration in seconds."""
-    import soundfile as sf
+    """Check an uploaded recording before anything is stored; returns its decoded duration in seconds.
 
-    if len(audio) > max_bytes:
-        raise TooLarge(f"the recording is {len(audio)} bytes; the limit is {max_bytes}")
-    if not audio:
-        raise Invalid("the recording is empty")
-    try:
-        info = sf.info(io.BytesIO(audio))
-    except Exception as exc:
-        raise UnsupportedMedia("the recording is not audio we can read; send WAV, FLAC, OGG or MP3") from exc
-    if info.format not in REFERENCE_FORMATS:
-        raise UnsupportedMedia(f"{info.format} recordings are not accepted; send WAV, FLAC, OGG or MP3")
-    seconds = info.frames / info.samplerate if info.samplerate else 0.0
+    Bounded before decoding (see :mod:`shared.audio_limits`): a small file that decodes to hours is
+    refused after at most the longest accepted reference has been decoded."""
     low, high = REFERENCE_SECONDS
-    if not low <= seconds <= high:
-        raise Invalid(f"the recording is {seconds:.1f} s long; a reference must be {low:g} to {high:g} s")
-    return seconds
+    try:
+        return check_upload(audio, AudioLimits(max_bytes, low, high)).seconds
+    except AudioRefused as exc:
+        error = {"size": TooLarge, "format": UnsupportedMedia}.get(exc.reason, Invalid)
+        raise error(str(exc)) from exc
 
 
 def create_voice(backend: Backend, member: Member, audio: bytes, transcript: str, language: str,

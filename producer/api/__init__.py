@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.state.backend = backend
     errors.install(app)
     for module in (members, voices, syntheses, jobs, files, watermark, health):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     # Room for the largest upload plus the multipart framing around it.
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 1024 * 1024)
     return app

@@ -5,8 +5,29 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from shared.service import ServiceError
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+# Documented on every route, so clients (and schema checkers) know every answer they can get.
+ERROR_RESPONSES: dict[int | str, dict] = {
+    code: {"model": ErrorOut, "description": description} for code, description in (
+        (401, "No token, or a wrong or revoked one"),
+        (403, "Not allowed (an admin's action, or storage full)"),
+        (404, "No such thing of yours"),
+        (409, "Conflicts with the current state (already exists, already finished, key reused)"),
+        (413, "Upload larger than the limit"),
+        (415, "Upload is not audio we accept"),
+        (422, "Invalid request"),
+        (429, "Quota reached; see Retry-After"),
+        (503, "A service the API needs is unavailable; try again shortly"),
+    )
+}
 
 
 def _where(loc: tuple) -> str:
