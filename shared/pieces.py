@@ -88,7 +88,11 @@ def _decode(fields: dict[bytes, bytes]) -> Piece:
 
 
 class MemoryPieceChannel:
-    """The same channel in memory, for the embedded executor in the API process."""
+    """The same channel in memory, for the embedded executor in the API process.
+
+    Unbounded per job for now (trimming would shift readers' positions); dropping a finished
+    job's pieces after its result TTL is still to do.
+    """
 
     def __init__(self) -> None:
         self._pieces: dict[str, list[Piece]] = {}
@@ -97,7 +101,6 @@ class MemoryPieceChannel:
     def _append(self, job_id: str, piece: Piece) -> None:
         with self._changed:
             self._pieces.setdefault(job_id, []).append(piece)
-            del self._pieces[job_id][:-MAX_PIECES]
             self._changed.notify_all()
 
     def publish(self, job_id: str, index: int, progress: float, data: bytes) -> None:
