@@ -1,0 +1,42 @@
+"""The per-job piece channel on real Redis and in memory: order, late listeners, end marker."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from shared.pieces import MemoryPieceChannel, PieceChannel, RedisPieceChannel
+
+
+@pytest.fixture(params=["redis", "memory"])
+def channel(request, redis_url: str) -> PieceChannel:
+    if request.param == "memory":
+        return MemoryPieceChannel()
+    return RedisPieceChannel(redis.Redis.from_url(redis_url), ttl_s=60)
+
+
+def test_late_listener_gets_every_piece_in_order(channel: PieceChannel) -> None:
+    for index in range(3):
+        channel.publish("job-late", index, (index + 1) / 4, bytes([index]) * 5)
+    channel.finish("job-late")
+    pieces = list(channel.read("job-late", block_s=1))
+    assert [p.index for p in pieces] == [0, 1, 2, -1]
+    assert pieces[-1].end and b"".join(p.data for p in pieces) == b"\0" * 5 + b"\1" * 5 + b"\2" * 5
+
+
+def test_listener_blocks_for_pieces_published_later(channel: PieceChannel) -> None:
+    def write() -> None:
+        time.sleep(0.2)
+        channel.publish("job-live", 0, 0.5, b"abc")
+        channel.finish("job-live")
+
+    threading.Thread(target=write).start()
+    pieces = list(channel.read("job-live", block_s=5))
+    assert [(p.data, p.end) for p in pieces] == [(b"abc", False), (b"", True)]
+
+
+def test_silent_channel_ends_after_block(channel: PieceChannel) -> None:
+    assert list(channel.read("job-none", block_s=0.2)) == []
