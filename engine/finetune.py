@@ -36,7 +36,7 @@ from engine.errors import BadReference, Cancelled, EngineError, ModelsMissing
 from engine.features.bert import BertFeatures
 from engine.features.hubert import HubertFeatures
 from engine.features.speaker import SpeakerEncoder
-from engine.models import DISCRIMINATOR_FILES, ModelPaths, find_models
+from engine.model_files import DISCRIMINATOR_FILES, ModelPaths, find_models
 from engine.runtime import Models, resolve_device
 from engine.sovits.config import SoVITSConfig
 from engine.sovits.model import SoVITS

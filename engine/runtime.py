@@ -18,7 +18,7 @@ from engine.checkpoints import load_sovits_checkpoint, load_t2s_checkpoint
 from engine.features.bert import BertFeatures
 from engine.features.hubert import HubertFeatures
 from engine.features.speaker import SpeakerEncoder
-from engine.models import ModelPaths, find_models
+from engine.model_files import ModelPaths, find_models
 from engine.sovits.config import SoVITSConfig
 from engine.sovits.model import SoVITS
 from engine.t2s import Text2SemanticGPT

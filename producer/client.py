@@ -175,7 +175,7 @@ class EmbeddedClient(_Common):
         self._runs: dict[str, threading.Thread] = {}
         self.member = self._member()
 
-    def _member(self):  # noqa: ANN202 - shared.models.Member
+    def _member(self):  # noqa: ANN202 - shared.tables.Member
         from shared import service
 
         if self.settings.api_token:
@@ -311,7 +311,7 @@ class EmbeddedClient(_Common):
             raise ApiError(exc.status_code, str(exc.detail)) from exc
 
     def download(self, job_id: str, dest: str | Path | None = None) -> Path:
-        from shared.models import Job
+        from shared.tables import Job
 
         job = self.job(job_id)
         with self.backend.db.read() as session:

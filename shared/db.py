@@ -4,7 +4,7 @@ Tables are created with ``create_all`` when a process first opens the database. 
 mode so readers never wait for a writer; transactions that write begin with ``BEGIN IMMEDIATE`` so
 two processes cannot both read-then-write and lose an update (SQLite ignores ``FOR UPDATE``).
 Job state changes themselves are single atomic ``UPDATE ... WHERE status = ...`` statements
-(see :mod:`shared.jobs`), correct on both databases.
+(see :mod:`shared.job_state`), correct on both databases.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 
-import shared.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import shared.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 SQLITE_BUSY_TIMEOUT_S = 30
 

@@ -17,11 +17,22 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from shared import jobs as jobstate
-from shared import keys
+from shared import job_state, keys
 from shared.audio_limits import AudioLimits, AudioRefused, check_upload
 from shared.db import Database, get_database
-from shared.models import (
+from shared.schemas import (
+    PARAM_NAMES,
+    VOICE_LANGS,
+    FinetuneRequest,
+    JobOut,
+    Progress,
+    Result,
+    SynthesisRequest,
+    timestamp,
+)
+from shared.settings import Settings
+from shared.storage import Storage, make_storage
+from shared.tables import (
     ACTIVE,
     BACKGROUND,
     CANCELLED,
@@ -42,18 +53,6 @@ from shared.models import (
     Voice,
     now,
 )
-from shared.schemas import (
-    PARAM_NAMES,
-    VOICE_LANGS,
-    FinetuneRequest,
-    JobOut,
-    Progress,
-    Result,
-    SynthesisRequest,
-    timestamp,
-)
-from shared.settings import Settings
-from shared.storage import Storage, make_storage
 
 REFERENCE_SECONDS = (3.0, 10.0)  # what the engine accepts as a reference clip
 TRANSCRIPT_MAX_CHARS = 500
@@ -106,20 +105,20 @@ class Backend:
     settings: Settings
     db: Database
     storage: Storage
-    publish: jobstate.Publish
+    publish: job_state.Publish
 
     def dispatch(self, member_id: str, lanes: tuple[str, ...] = (INTERACTIVE, BACKGROUND)) -> list[str]:
         """Hand the member's next jobs to the workers. A broker that is down only delays them: the
         jobs stay queued and the workers' sweep dispatches them once it is back."""
         try:
-            return jobstate.dispatch_member(self.db, member_id, self.publish, self.settings.member_concurrency,
+            return job_state.dispatch_member(self.db, member_id, self.publish, self.settings.member_concurrency,
                                             lanes)
         except Exception:
             log.warning("could not dispatch jobs of member %s now; the sweep will", member_id, exc_info=True)
             return []
 
 
-def open_backend(settings: Settings, publish: jobstate.Publish | None = None) -> Backend:
+def open_backend(settings: Settings, publish: job_state.Publish | None = None) -> Backend:
     return Backend(settings, get_database(settings.sqlalchemy_url), make_storage(settings),
                    publish or (lambda _dispatch: None))
 
@@ -240,7 +239,7 @@ def create_voice(backend: Backend, member: Member, audio: bytes, transcript: str
     voice.reference_key = keys.reference_key(member.id, voice.id)
     voice.reference_bytes = len(audio)
     job = Job(member_id=member.id, voice_id=voice.id, kind=ENROLL, lane=INTERACTIVE,
-              priority=jobstate.PRIORITY[INTERACTIVE])
+              priority=job_state.PRIORITY[INTERACTIVE])
     backend.storage.put(voice.reference_key, audio)
     try:
         with backend.db.write() as session:
@@ -361,7 +360,7 @@ def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest
     params = {name: payload[name] for name in PARAM_NAMES if name in payload}
     params["text_lang"] = request.text_lang
     job = Job(member_id=member.id, voice_id=voice.id, kind=SYNTHESIS, lane=lane,
-              priority=jobstate.PRIORITY[lane], text=text, chars=len(text), params=params,
+              priority=job_state.PRIORITY[lane], text=text, chars=len(text), params=params,
               format=request.format, idempotency_key=idempotency_key, request_hash=request_hash)
     try:
         with backend.db.write() as session:
@@ -369,7 +368,7 @@ def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest
             job.mark = _new_mark(session)
             session.add(job)
             session.flush()
-            chosen = jobstate.choose_dispatches(session, member.id, s.member_concurrency, (lane,))
+            chosen = job_state.choose_dispatches(session, member.id, s.member_concurrency, (lane,))
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -379,7 +378,7 @@ def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest
             raise
         return _replay(earlier, request_hash)
     try:
-        jobstate.publish_all(backend.db, chosen, backend.publish)
+        job_state.publish_all(backend.db, chosen, backend.publish)
     except Exception:
         log.warning("could not publish job %s now; the sweep will", job.id, exc_info=True)
     return job, False
@@ -402,7 +401,7 @@ def start_finetune(backend: Backend, member: Member, voice_id: str, request: Fin
             raise Conflict(f"voice {voice.id} is already being fine-tuned (job {busy[0]})")
         _check_quotas(backend, session, member.id)
     job = Job(member_id=member.id, voice_id=voice.id, kind=FINETUNE, lane=BACKGROUND,
-              priority=jobstate.PRIORITY[BACKGROUND], params=request.model_dump())
+              priority=job_state.PRIORITY[BACKGROUND], params=request.model_dump())
     with backend.db.write() as session:
         session.add(job)
     backend.dispatch(member.id, (BACKGROUND,))
@@ -439,7 +438,7 @@ def cancel_job(backend: Backend, member: Member, job_id: str) -> JobOut:
     if not keys.is_id(job_id):
         raise NotFoundError(f"job {job_id} not found")
     with backend.db.write() as session:
-        outcome = jobstate.request_cancel(session, job_id, member.id)
+        outcome = job_state.request_cancel(session, job_id, member.id)
     if outcome is None:
         raise NotFoundError(f"job {job_id} not found")
     status, changed = outcome
@@ -461,7 +460,7 @@ def job_view(backend: Backend, session: Session, job: Job) -> JobOut:
     return JobOut(
         job_id=job.id, kind=job.kind, status=job.status, voice_id=job.voice_id, lane=job.lane,
         progress=Progress(done=job.progress_done, total=job.progress_total),
-        queue_position=jobstate.queue_position(session, job), error=job.error,
+        queue_position=job_state.queue_position(session, job), error=job.error,
         cancel_requested=job.cancel_requested, result=result,
         result_expired=job.status == SUCCEEDED and job.kind == SYNTHESIS and result is None,
         created_at=timestamp(job.created_at), started_at=timestamp(job.started_at),

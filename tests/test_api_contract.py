@@ -12,15 +12,14 @@ from jobs_fixtures import audio_bytes, embedded_settings
 from sqlalchemy import func, select, update
 
 from producer.api import create_app
-from shared import jobs as jobstate
-from shared import service
-from shared.models import Job, JobChunk, Voice
+from shared import job_state, service
 from shared.service import open_backend
+from shared.tables import Job, JobChunk, Voice
 
 
 class Stack:
     def __init__(self, data_dir, **overrides) -> None:
-        self.published: list[jobstate.Dispatch] = []
+        self.published: list[job_state.Dispatch] = []
         self.settings = embedded_settings(data_dir, **overrides)
         self.backend = open_backend(self.settings, self.published.append)
         self.client = TestClient(create_app(self.settings, self.backend))
@@ -52,9 +51,9 @@ class Stack:
 
     def run_to_success(self, job_id: str, **result) -> None:
         with self.backend.db.write() as session:
-            attempt = jobstate.claim(session, job_id, "test-worker", 60)
+            attempt = job_state.claim(session, job_id, "test-worker", 60)
             assert attempt is not None
-            assert jobstate.finish(session, job_id, attempt, **result)
+            assert job_state.finish(session, job_id, attempt, **result)
 
     def count(self, model, *where) -> int:
         with self.backend.db.read() as session:
@@ -314,11 +313,11 @@ def test_cancelling_a_running_job_sets_the_flag_its_worker_reads(stack):
     me = stack.member("ann")
     job_id = stack.synth(me, voice_id=stack.ready_voice(me)).json()["job_id"]
     with stack.backend.db.write() as session:
-        attempt = jobstate.claim(session, job_id, "w", 60)
+        attempt = job_state.claim(session, job_id, "w", 60)
     r = stack.client.post(f"/v1/jobs/{job_id}/cancel", headers=me)
     assert r.json()["status"] == "running" and r.json()["cancel_requested"] is True
     with stack.backend.db.read() as session:
-        assert jobstate.cancel_wanted(session, job_id, attempt)
+        assert job_state.cancel_wanted(session, job_id, attempt)
 
 
 def test_jobs_are_listed_newest_first_in_pages(stack):
@@ -380,8 +379,8 @@ def test_deleting_a_voice_takes_two_steps_and_removes_everything_made_from_it(st
     voice_id = stack.ready_voice(me)
     job_id = stack.synth(me, voice_id=voice_id).json()["job_id"]
     with stack.backend.db.write() as session:
-        attempt = jobstate.claim(session, job_id, "w", 60)
-        jobstate.record_progress(session, job_id, attempt, 1, 3, 60)
+        attempt = job_state.claim(session, job_id, "w", 60)
+        job_state.record_progress(session, job_id, attempt, 1, 3, 60)
     stack.backend.storage.put(f"members/{_member_id(stack, job_id)}/jobs/{job_id}/result.wav", b"x")
     first = stack.client.delete(f"/v1/voices/{voice_id}", headers=me)
     assert first.status_code == 202 and first.json()["jobs"] == 2
@@ -395,7 +394,7 @@ def test_deleting_a_voice_takes_two_steps_and_removes_everything_made_from_it(st
     assert stack.stored() == []
     # The worker that was running the job finds it gone and stops.
     with stack.backend.db.write() as session:
-        assert not jobstate.record_progress(session, job_id, attempt, 2, 3, 60)
+        assert not job_state.record_progress(session, job_id, attempt, 2, 3, 60)
 
 
 def _member_id(stack, job_id):

@@ -54,7 +54,9 @@ def server_api(redis_url, postgres_url, s3, tmp_path_factory):
 
 def fuzz_operation(operation, token: str) -> None:
     @given(case=operation.as_strategy())
-    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    # derandomize: the same cases every run, so a CI result is reproducible (widen EXAMPLES locally to hunt)
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+              derandomize=True)
     def run(case) -> None:
         case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, excluded_checks=SEMANTIC)
 

@@ -13,7 +13,7 @@ from jobs_fixtures import audio_bytes
 from test_api_contract import Stack
 
 from shared.audio_limits import AudioLimits, AudioRefused, check_upload
-from shared.models import Job, Voice
+from shared.tables import Job, Voice
 
 LIMITS = AudioLimits(max_bytes=20 * 1024 * 1024, min_seconds=3.0, max_seconds=10.0)
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from jobs_fixtures import audio_bytes, embedded_settings
 
-from shared import jobs as jobstate
-from shared import keys, service
+from shared import job_state, keys, service
 from shared.backup import BackupError, backup, public_settings, restore
 from shared.backup import _tables as all_tables
 from shared.schemas import SynthesisRequest
@@ -33,16 +32,16 @@ def populate(backend) -> dict:
     profile = secrets.token_bytes(3000)
     backend.storage.put(keys.profile_key(member.id, voice.id), profile)
     with backend.db.write() as session:
-        attempt = jobstate.claim(session, enroll.id, "test", 60)
-        assert jobstate.finish(session, enroll.id, attempt, progress_done=1, progress_total=1)
+        attempt = job_state.claim(session, enroll.id, "test", 60)
+        assert job_state.finish(session, enroll.id, attempt, progress_done=1, progress_total=1)
         assert service.voice_ready(session, voice.id, keys.profile_key(member.id, voice.id), len(profile))
     job, _ = service.create_synthesis(backend, member, SynthesisRequest(voice_id=voice.id, text="第一句。第二句。"))
     result = audio_bytes(2.0, "FLAC", seed=3)
     key = keys.result_key(member.id, job.id, "flac")
     backend.storage.put(key, result, "audio/flac")
     with backend.db.write() as session:
-        attempt = jobstate.claim(session, job.id, "test", 60)
-        assert jobstate.finish(session, job.id, attempt, result_key=key, result_bytes=len(result),
+        attempt = job_state.claim(session, job.id, "test", 60)
+        assert job_state.finish(session, job.id, attempt, result_key=key, result_bytes=len(result),
                                duration_s=2.0, expires_at=service.now() + 3600)
     return {"member": member, "token": token, "voice": voice, "job": job}
 

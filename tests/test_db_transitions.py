@@ -8,9 +8,9 @@ import time
 import pytest
 from sqlalchemy import func, inspect, select, update
 
-from shared import jobs as jobstate
+from shared import job_state
 from shared.db import Database
-from shared.models import Job, JobChunk, Member
+from shared.tables import Job, JobChunk, Member
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -36,7 +36,7 @@ def _claim_all(url: str, job_ids: list[str], name: str) -> list[str]:
     won = []
     for job_id in job_ids:
         with db.write() as session:
-            if jobstate.claim(session, job_id, name, 60) is not None:
+            if job_state.claim(session, job_id, name, 60) is not None:
                 won.append(job_id)
     return won
 
@@ -44,7 +44,7 @@ def _claim_all(url: str, job_ids: list[str], name: str) -> list[str]:
 def _dispatch(url: str, member_id: str, concurrency: int) -> list[str]:
     db = Database(url)
     published: list[str] = []
-    jobstate.dispatch_member(db, member_id, lambda d: published.append(d.job_id), concurrency)
+    job_state.dispatch_member(db, member_id, lambda d: published.append(d.job_id), concurrency)
     return published
 
 
@@ -80,18 +80,18 @@ def test_a_lapsed_lease_is_taken_over_and_the_old_attempt_can_no_longer_write(db
     db = Database(db_url)
     _, (job_id,) = _member_with_jobs(db, 1)
     with db.write() as session:
-        first = jobstate.claim(session, job_id, "w1", 0.2)
+        first = job_state.claim(session, job_id, "w1", 0.2)
     with db.write() as session:
-        assert jobstate.claim(session, job_id, "w2", 60) is None  # lease still live
+        assert job_state.claim(session, job_id, "w2", 60) is None  # lease still live
     time.sleep(0.3)
     with db.write() as session:
-        second = jobstate.claim(session, job_id, "w2", 60)
+        second = job_state.claim(session, job_id, "w2", 60)
     assert (first, second) == (1, 2)
     with db.write() as session:
-        assert not jobstate.record_progress(session, job_id, first, 1, 4, 60)
-        assert not jobstate.finish(session, job_id, first, result_key="stale")
-        assert jobstate.record_progress(session, job_id, second, 1, 4, 60)
-        assert jobstate.finish(session, job_id, second, result_key="fresh")
+        assert not job_state.record_progress(session, job_id, first, 1, 4, 60)
+        assert not job_state.finish(session, job_id, first, result_key="stale")
+        assert job_state.record_progress(session, job_id, second, 1, 4, 60)
+        assert job_state.finish(session, job_id, second, result_key="fresh")
     with db.read() as session:
         job = session.get(Job, job_id)
         chunks = session.exec(select(func.count()).select_from(JobChunk).where(JobChunk.job_id == job_id)).one()[0]
@@ -103,52 +103,52 @@ def test_the_sweep_requeues_jobs_of_vanished_workers_and_finishes_their_cancella
     _, (lost, cancelled, alive) = _member_with_jobs(db, 3)
     with db.write() as session:
         for job_id in (lost, cancelled, alive):
-            jobstate.claim(session, job_id, "gone", 60)
+            job_state.claim(session, job_id, "gone", 60)
         session.exec(update(Job).where(Job.id.in_([lost, cancelled])).values(lease_until=time.time() - 1))
         session.exec(update(Job).where(Job.id == cancelled).values(cancel_requested=True))
     published: list[str] = []
-    assert jobstate.requeue_lost(db, lambda d: published.append(d.job_id), redeliver_after_s=3600) == [lost]
+    assert job_state.requeue_lost(db, lambda d: published.append(d.job_id), redeliver_after_s=3600) == [lost]
     assert published == [lost]
-    assert jobstate.requeue_lost(db, lambda d: published.append(d.job_id), redeliver_after_s=3600) == []
+    assert job_state.requeue_lost(db, lambda d: published.append(d.job_id), redeliver_after_s=3600) == []
     with db.read() as session:
         status = {j: session.get(Job, j).status for j in (lost, cancelled, alive)}
     assert status == {lost: "queued", cancelled: "cancelled", alive: "running"}
     with db.write() as session:
-        assert jobstate.claim(session, lost, "w2", 60) == 2
+        assert job_state.claim(session, lost, "w2", 60) == 2
 
 
 def test_a_job_dispatched_long_ago_is_published_again(db_url):
     db = Database(db_url)
     _, (job_id,) = _member_with_jobs(db, 1, dispatched_at=time.time() - 100)
     published: list[str] = []
-    assert jobstate.requeue_lost(db, lambda d: published.append(d.job_id), redeliver_after_s=50) == [job_id]
-    assert jobstate.requeue_lost(db, lambda d: published.append(d.job_id), redeliver_after_s=50) == []
+    assert job_state.requeue_lost(db, lambda d: published.append(d.job_id), redeliver_after_s=50) == [job_id]
+    assert job_state.requeue_lost(db, lambda d: published.append(d.job_id), redeliver_after_s=50) == []
 
 
 def test_cancel_of_a_queued_job_beats_a_later_claim(db_url):
     db = Database(db_url)
     member_id, (job_id,) = _member_with_jobs(db, 1)
     with db.write() as session:
-        assert jobstate.request_cancel(session, job_id, member_id) == ("cancelled", True)
-        assert jobstate.claim(session, job_id, "w", 60) is None
-        assert jobstate.request_cancel(session, job_id, "someone-else") is None
+        assert job_state.request_cancel(session, job_id, member_id) == ("cancelled", True)
+        assert job_state.claim(session, job_id, "w", 60) is None
+        assert job_state.request_cancel(session, job_id, "someone-else") is None
 
 
 def test_a_worker_handed_a_new_job_finds_it_committed(db_url, tmp_path):
     """Regression: publishing before the commit let an instant worker miss the new row and drop it."""
     from shared import service
-    from shared.models import Voice
     from shared.schemas import SynthesisRequest
     from shared.settings import Settings
     from shared.storage import LocalStorage
+    from shared.tables import Voice
 
     db = Database(db_url)
     worker_db = Database(db_url)  # another connection pool, as a worker process has
     claims: list[int | None] = []
 
-    def instant_worker(dispatch: jobstate.Dispatch) -> None:
+    def instant_worker(dispatch: job_state.Dispatch) -> None:
         with worker_db.write() as session:
-            claims.append(jobstate.claim(session, dispatch.job_id, "instant", 60))
+            claims.append(job_state.claim(session, dispatch.job_id, "instant", 60))
 
     settings = Settings(_env_file=None, data_dir=tmp_path)
     backend = service.Backend(settings, db, LocalStorage(tmp_path, "http://x", b"k" * 32), instant_worker)

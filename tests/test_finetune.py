@@ -47,7 +47,7 @@ PARAMS = {"sovits_epochs": 1, "gpt_epochs": 2}
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from engine.models import init_random
+    from engine.model_files import init_random
 
     root = tmp_path_factory.mktemp("finetune-models")
     init_random(root, size="tiny", version="v2", seed=0)

@@ -12,7 +12,14 @@ import torch
 
 from engine import checkpoints
 from engine.errors import ModelsMissing
-from engine.models import GPT_FILES, SOVITS_FILES, check_models, detect_version, download_models, find_models
+from engine.model_files import (
+    GPT_FILES,
+    SOVITS_FILES,
+    check_models,
+    detect_version,
+    download_models,
+    find_models,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = REPO.parent / "shared" / "reference" / "gpt-sovits" / "manifests"
@@ -83,7 +90,7 @@ def test_missing_files_are_named_with_where_they_go(tmp_path):
 
 
 def test_check_command_fails_on_an_unusable_file(tmp_path):
-    from engine.models import init_random
+    from engine.model_files import init_random
 
     init_random(tmp_path, size="tiny", version="v2", seed=1)
     (tmp_path / SOVITS_FILES["v2"]).write_bytes(b"PK\x03\x04 not really a checkpoint")

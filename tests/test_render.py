@@ -36,7 +36,7 @@ def wav_bytes(samples: np.ndarray, sr: int = 32000, fmt: str = "WAV") -> bytes:
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
-    from engine.models import init_random
+    from engine.model_files import init_random
 
     root = tmp_path_factory.mktemp("models-tiny")
     init_random(root, size="tiny", version="v2", seed=0)
@@ -281,7 +281,7 @@ def test_guard_verdicts():
 
 
 def test_a_tiny_v2pro_folder_enrolls_and_renders_with_a_speaker_vector(tmp_path):
-    from engine.models import init_random
+    from engine.model_files import init_random
 
     init_random(tmp_path, size="tiny", version="v2Pro", seed=0)
     pro = Engine.load(tmp_path, device="cpu", precision="fp32")

@@ -25,9 +25,9 @@ from jobs_fixtures import audio_bytes, free_port, wait_until
 
 from producer.client import ApiError, Client
 from shared.db import Database
-from shared.models import Job, JobChunk, Voice
 from shared.settings import Settings
 from shared.storage import S3Storage
+from shared.tables import Job, JobChunk, Voice
 
 REPO = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("engine.render") is None:

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from jobs_fixtures import audio_bytes, embedded_settings, free_port
 
-from shared import jobs as jobstate
-from shared import service
-from shared.models import Job
+from shared import job_state, service
 from shared.storage import LocalStorage, S3Storage
+from shared.tables import Job
 from worker.cancel import cancel_checker
 from worker.chunks import StorageChunkCache
 from worker.claim import Lease, LostJob
@@ -45,11 +44,11 @@ def test_profile_cache_keeps_the_most_recently_used():
 def test_the_heartbeat_renews_the_lease_and_notices_when_the_job_is_gone(backend):
     _, job_id = _queued_enrollment(backend)
     with backend.db.write() as session:
-        attempt = jobstate.claim(session, job_id, "w", 0.6)
+        attempt = job_state.claim(session, job_id, "w", 0.6)
     with Lease(backend.db, job_id, attempt, 0.6) as lease:
         time.sleep(1.0)  # past the first lease: only renewals keep it ours
         with backend.db.write() as session:
-            assert jobstate.claim(session, job_id, "thief", 60) is None
+            assert job_state.claim(session, job_id, "thief", 60) is None
         with backend.db.write() as session:  # a member deletes it meanwhile
             session.exec(Job.__table__.delete().where(Job.id == job_id))
         time.sleep(0.5)
@@ -61,7 +60,7 @@ def test_the_heartbeat_renews_the_lease_and_notices_when_the_job_is_gone(backend
 def test_progress_and_cancellation_go_through_the_job_row(backend):
     member, job_id = _queued_enrollment(backend)
     with backend.db.write() as session:
-        attempt = jobstate.claim(session, job_id, "w", 60)
+        attempt = job_state.claim(session, job_id, "w", 60)
     lease = Lease(backend.db, job_id, attempt, 60)
     on_progress, should_cancel = progress_writer(lease), cancel_checker(lease)
     on_progress(1, 3)
@@ -87,7 +86,7 @@ def test_chunk_cache_round_trips_float_audio_and_clears(tmp_path):
 def test_a_claimed_job_is_run_once_and_a_second_delivery_is_skipped(backend):
     _, job_id = _queued_enrollment(backend)
     with backend.db.write() as session:
-        jobstate.claim(session, job_id, "first", 60)
+        job_state.claim(session, job_id, "first", 60)
     assert run_job(backend, job_id) == "skipped"  # a copy of the message while the first still runs
     assert run_job(backend, "not-an-id") == "skipped"
 

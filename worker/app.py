@@ -18,8 +18,8 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from shared.models import ENROLL, FINETUNE, SYNTHESIS
 from shared.settings import Settings, get_settings
+from shared.tables import ENROLL, FINETUNE, SYNTHESIS
 
 TASK_FOR_KIND = {ENROLL: "echodiary.enroll", SYNTHESIS: "echodiary.synthesize", FINETUNE: "echodiary.finetune"}
 CLEANUP_TASK = "echodiary.cleanup"

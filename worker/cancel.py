@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from shared import jobs as jobstate
+from shared import job_state
 from worker.claim import Lease
 
 MIN_INTERVAL_S = 0.2  # the engine may ask often; one small read per interval is plenty
@@ -22,7 +22,7 @@ def cancel_checker(lease: Lease) -> Callable[[], bool]:
         if t - state["at"] >= MIN_INTERVAL_S:
             state["at"] = t
             with lease.db.read() as session:
-                state["answer"] = jobstate.cancel_wanted(session, lease.job_id, lease.attempt)
+                state["answer"] = job_state.cancel_wanted(session, lease.job_id, lease.attempt)
         return bool(state["answer"])
 
     return should_cancel

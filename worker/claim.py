@@ -11,7 +11,7 @@ import logging
 import threading
 from types import TracebackType
 
-from shared import jobs as jobstate
+from shared import job_state
 from shared.db import Database
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class LostJob(Exception):
 
 def claim(db: Database, job_id: str, worker: str, lease_s: float) -> int | None:
     with db.write() as session:
-        return jobstate.claim(session, job_id, worker, lease_s)
+        return job_state.claim(session, job_id, worker, lease_s)
 
 
 class Lease:
@@ -46,7 +46,7 @@ class Lease:
         while not self._stop.wait(self.lease_s / 3):
             try:
                 with self.db.write() as session:
-                    if not jobstate.renew(session, self.job_id, self.attempt, self.lease_s):
+                    if not job_state.renew(session, self.job_id, self.attempt, self.lease_s):
                         self.lost = True
                         return
             except Exception:  # the database may be back at the next beat; the lease has slack

@@ -11,8 +11,7 @@ import logging
 import queue
 import threading
 
-from shared import jobs as jobstate
-from shared import service
+from shared import job_state, service
 from shared.settings import Settings
 from worker.runner import TransientError, run_job
 from worker.sweeper import sweep_once
@@ -28,14 +27,14 @@ class InlineExecutor:
         self._thread: threading.Thread | None = None
         self.backend = service.open_backend(settings, self.publish)
 
-    def publish(self, dispatch: jobstate.Dispatch) -> None:
+    def publish(self, dispatch: job_state.Dispatch) -> None:
         self._queue.put((dispatch.priority, next(self._seq), dispatch.job_id))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="echodiary-inline-worker", daemon=True)
         self._thread.start()
         # Jobs left queued by an earlier run of this process get their turn again.
-        jobstate.requeue_lost(self.backend.db, self.publish, redeliver_after_s=0)
+        job_state.requeue_lost(self.backend.db, self.publish, redeliver_after_s=0)
 
     def stop(self) -> None:
         self._queue.put((-1, -1, None))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from shared import jobs as jobstate
+from shared import job_state
 from worker.claim import Lease, LostJob
 
 
@@ -15,7 +15,7 @@ def progress_writer(lease: Lease, chunk_delay_s: float = 0.0) -> Callable[[int, 
     def on_progress(done: int, total: int) -> None:
         lease.check()
         with lease.db.write() as session:
-            if not jobstate.record_progress(session, lease.job_id, lease.attempt, done, total, lease.lease_s):
+            if not job_state.record_progress(session, lease.job_id, lease.attempt, done, total, lease.lease_s):
                 raise LostJob(lease.job_id)
         if chunk_delay_s and done < total:
             time.sleep(chunk_delay_s)

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
-from shared import jobs as jobstate
-from shared import keys, service
-from shared.models import ENROLL, FINETUNE, READY, SYNTHESIS, Job, Voice, now
+from shared import job_state, keys, service
 from shared.service import Backend
 from shared.storage import CONTENT_TYPES, StorageUnavailable
+from shared.tables import ENROLL, FINETUNE, READY, SYNTHESIS, Job, Voice, now
 from worker import pipeline
 from worker.cancel import cancel_checker
 from worker.chunks import StorageChunkCache
@@ -87,7 +86,7 @@ def _run_kind(ctx: Context) -> str:
         raise EngineError(f"unknown job kind {job.kind!r}")
     except Cancelled:
         with db.write() as session:
-            ok = jobstate.mark_cancelled(session, job.id, ctx.lease.attempt)
+            ok = job_state.mark_cancelled(session, job.id, ctx.lease.attempt)
         return "cancelled" if ok else "lost"
     except LostJob:
         return "lost"
@@ -96,7 +95,7 @@ def _run_kind(ctx: Context) -> str:
             log.warning("job %s: transient error, giving it back: %s", job.id, exc)
             try:
                 with db.write() as session:
-                    jobstate.release(session, job.id, ctx.lease.attempt)
+                    job_state.release(session, job.id, ctx.lease.attempt)
             except Exception:  # the lease runs out instead, and the sweep requeues it
                 log.warning("could not release job %s", job.id, exc_info=True)
             raise TransientError(str(exc)) from exc
@@ -110,7 +109,7 @@ def _run_kind(ctx: Context) -> str:
             log.exception("job %s failed", job.id)
             message = f"internal error ({type(exc).__name__}): {exc}"
         with db.write() as session:
-            failed = jobstate.fail(session, job.id, ctx.lease.attempt, message)
+            failed = job_state.fail(session, job.id, ctx.lease.attempt, message)
             if failed and job.kind == ENROLL and job.voice_id:
                 service.voice_failed(session, job.voice_id, message)
         return "failed" if failed else "lost"
@@ -139,7 +138,7 @@ def _enroll(ctx: Context) -> str:
     lease.check()
     backend.storage.put(key, profile)
     with backend.db.write() as session:
-        done = jobstate.finish(session, job.id, lease.attempt, progress_done=1, progress_total=1)
+        done = job_state.finish(session, job.id, lease.attempt, progress_done=1, progress_total=1)
         if done:
             service.voice_ready(session, voice.id, key, len(profile))
     if not done:
@@ -179,7 +178,7 @@ def _synthesize(ctx: Context) -> str:
     chunks.clear()  # before the job reads as finished, so a finished job owns exactly one object
     finished = now()
     with backend.db.write() as session:
-        done = jobstate.finish(session, job.id, lease.attempt, result_key=key, result_bytes=len(rendered.data),
+        done = job_state.finish(session, job.id, lease.attempt, result_key=key, result_bytes=len(rendered.data),
                                duration_s=rendered.duration_s, finished_at=finished,
                                expires_at=finished + settings.result_ttl_s)
     if not done:
@@ -199,7 +198,7 @@ def _finetune(ctx: Context) -> str:
     lease.check()
     backend.storage.put(key, weights)
     with backend.db.write() as session:
-        done = jobstate.finish(session, job.id, lease.attempt)
+        done = job_state.finish(session, job.id, lease.attempt)
         previous = voice.finetune_key
         if done:
             voice = session.get(Voice, voice.id)

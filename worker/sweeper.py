@@ -14,16 +14,15 @@ import time
 
 from celery import bootsteps
 
-from shared import jobs as jobstate
-from shared import service
+from shared import job_state, service
 
 log = logging.getLogger(__name__)
 CLEANUP_EVERY_S = 300.0
 
 
 def sweep_once(backend: service.Backend, redeliver_after_s: float, cleanup: bool = True) -> dict[str, int]:
-    requeued = jobstate.requeue_lost(backend.db, backend.publish, redeliver_after_s)
-    dispatched = jobstate.dispatch_all(backend.db, backend.publish, backend.settings.member_concurrency)
+    requeued = job_state.requeue_lost(backend.db, backend.publish, redeliver_after_s)
+    dispatched = job_state.dispatch_all(backend.db, backend.publish, backend.settings.member_concurrency)
     expired = service.cleanup_expired(backend) if cleanup else 0
     if requeued or expired:
         log.info("sweep: %d jobs requeued, %d dispatched, %d results expired",

@@ -8,8 +8,7 @@ import os
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared import jobs as jobstate
-from shared import service
+from shared import job_state, service
 from shared.service import Backend
 from worker.app import CLEANUP_TASK, TASK_FOR_KIND, app
 from worker.runner import TransientError, run_job, worker_name
@@ -18,10 +17,10 @@ log = logging.getLogger(__name__)
 _backend: Backend | None = None
 
 
-def publisher(celery_app=app):  # noqa: ANN001, ANN201 - a Celery app -> jobstate.Publish
+def publisher(celery_app=app):  # noqa: ANN001, ANN201 - a Celery app -> job_state.Publish
     """Publish dispatches as Celery messages carrying the job id alone."""
 
-    def publish(dispatch: jobstate.Dispatch) -> None:
+    def publish(dispatch: job_state.Dispatch) -> None:
         celery_app.send_task(TASK_FOR_KIND[dispatch.kind], args=[dispatch.job_id], queue=dispatch.queue,
                              priority=dispatch.priority)
 
@@ -45,7 +44,7 @@ def _run(task: Task, job_id: str) -> str:
         if retries >= app.settings.task_max_retries:
             log.error("job %s: giving up after %d retries: %s", job_id, retries, exc)
             with backend().db.write() as session:
-                jobstate.fail_queued(session, job_id, f"storage or database unavailable: {exc}")
+                job_state.fail_queued(session, job_id, f"storage or database unavailable: {exc}")
             raise
         raise task.retry(countdown=min(2 ** retries, 60), exc=exc) from exc
     except SoftTimeLimitExceeded:

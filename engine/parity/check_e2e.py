@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from engine.decoding import DecodingOptions, T2SRequest, decode
-from engine.models import ModelPaths
+from engine.model_files import ModelPaths
 from engine.parity import GoldenResult, compare, compare_exact, load_golden
 from engine.render import Engine, RenderParams
 from engine.runtime import Models

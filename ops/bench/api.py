@@ -134,7 +134,7 @@ class Bench:
         import soundfile as sf
 
         from shared.db import Database
-        from shared.models import Job
+        from shared.tables import Job
 
         args = self.args
         # A voice to synthesise with: upload now, enrolled by the worker started below.

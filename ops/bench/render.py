@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from engine.models import detect_version, init_random
+from engine.model_files import detect_version, init_random
 from engine.render import Engine, RenderParams, Timings
 
 BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "bench"

@@ -6,8 +6,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared import service
-from shared.models import Member
 from shared.service import Backend
+from shared.tables import Member
 
 bearer = HTTPBearer(auto_error=False, description="A member's API token (`echodiary members add`).")
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}

@@ -19,7 +19,7 @@ def init(
     seed: int = typer.Option(0, help="Random seed; the same seed writes the same files."),
 ) -> None:
     """Write a complete models folder in upstream's layout and file formats."""
-    from engine.models import init_random
+    from engine.model_files import init_random
 
     if not random:
         typer.echo("Only random models can be initialised here: pass --random, or use "
@@ -44,7 +44,7 @@ def check(folder: Path = typer.Argument(..., help="The models folder to inspect.
     from rich.console import Console
     from rich.table import Table
 
-    from engine.models import check_models, detect_version
+    from engine.model_files import check_models, detect_version
 
     console = Console()
     if not folder.is_dir():
@@ -72,7 +72,7 @@ def download(
 ) -> None:
     """Fetch the official pretrained files from the Hugging Face hub (needs a server that is online)."""
     from engine.errors import ModelsMissing
-    from engine.models import download_models
+    from engine.model_files import download_models
 
     try:
         for path in download_models(folder, version):

@@ -119,7 +119,7 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(None, "-o", "--output", help="Where to write the demo (default: data/demo.flac)."),
     ) -> None:
         """Render a short diary with a synthetic voice; uses ./models when complete, else tiny random models."""
-        from engine.models import detect_version, init_random
+        from engine.model_files import detect_version, init_random
         from shared.settings import get_settings
 
         settings = get_settings()

@@ -12,10 +12,11 @@ from shared.schemas import JobOut, JobPage
 from shared.service import Backend
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+MAX_OFFSET = 1_000_000_000  # far past any household's history; keeps the SQL OFFSET in range
 
 
 @router.get("", response_model=JobPage, summary="Your jobs, newest first")
-def list_jobs(limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0),
+def list_jobs(limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0, le=MAX_OFFSET),
               status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
               kind: Literal["enroll", "synthesis", "finetune"] | None = None,
               member=Depends(current_member),  # noqa: ANN001

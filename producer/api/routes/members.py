@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends
 
 from producer.api.deps import admin_member, current_member, get_backend
 from shared import service
-from shared.models import Member
 from shared.schemas import MemberCreate, MemberCreated, MemberOut, timestamp
 from shared.service import Backend
+from shared.tables import Member
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 

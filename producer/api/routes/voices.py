@@ -6,7 +6,6 @@ from fastapi import APIRouter, Body, Depends, File, Form, Query, Response, Uploa
 
 from producer.api.deps import current_member, form_fields, get_backend, reject_unknown_fields
 from shared import service
-from shared.models import Voice
 from shared.schemas import (
     FinetuneRequest,
     JobAccepted,
@@ -17,6 +16,7 @@ from shared.schemas import (
     timestamp,
 )
 from shared.service import Backend
+from shared.tables import Voice
 
 router = APIRouter(prefix="/v1/voices", tags=["voices"])
 UPLOAD_FIELDS = {"audio", "transcript", "language", "name"}

@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlmodel import Session
 
 from shared.db import Database
-from shared.models import (
+from shared.tables import (
     BACKGROUND,
     CANCELLED,
     FAILED,
