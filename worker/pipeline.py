@@ -1,5 +1,9 @@
 """Every call into the engine, in one place, so that wiring changes touch only this module.
 
+Outside ``worker/`` nothing imports the engine: the API, the command line and the embedded client
+come through here (rendering, export, :func:`detect`), or through the small housekeeping modules
+beside it (:mod:`worker.watermark`: reports, marking a file, keys; :mod:`worker.models_admin`).
+
 The engine loads lazily, once per worker process, on the first job: never at import and never in
 a parent process before Celery forks its children (CUDA cannot survive a fork). Voice profiles
 (and fine-tuned weights) stay warm in a small LRU keyed by the objects they came from.

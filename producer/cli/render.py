@@ -1,4 +1,8 @@
-"""`echodiary render` and `echodiary demo`: render a diary in this process, no servers needed."""
+"""`echodiary render` and `echodiary demo`: render a diary as a synthesis job, like `submit` does.
+
+In the embedded mode (no broker) the job runs in this process on the embedded executor, so no
+servers are needed; the voice comes from an enrollment job and is reused for the same recording.
+"""
 
 from __future__ import annotations
 
