@@ -8,12 +8,12 @@
     client.download(job.job_id, "today.wav")
 
 :class:`Client` speaks the HTTP API; :class:`EmbeddedClient` calls the same service layer directly
-and runs jobs in this process, for the embedded mode. Both return the API's response models.
+and its jobs run in this process on the embedded executor (:class:`worker.inline.InlineExecutor`),
+for the embedded mode. Both return the API's response models.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +83,9 @@ class Client(_Common):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
         self.http.headers.update(headers)
+
+    def close(self) -> None:
+        self.http.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:  # noqa: ANN401 - decoded JSON
         response = self.http.request(method, path, **kwargs)
@@ -164,15 +167,28 @@ class Client(_Common):
         return path
 
 
-class EmbeddedClient(_Common):
-    """The same calls, served in this process: SQLite, a local storage folder, jobs run here."""
+def _status_of(exc: Exception) -> int:
+    """The HTTP status the API answers an error with, chosen here by the error's class alone."""
+    from shared import service
+    from worker.watermark import DetectionUnavailable
 
-    def __init__(self, settings: Settings) -> None:
-        from shared import service
+    statuses = ((service.NotFoundError, 404), (service.Conflict, 409), (service.Forbidden, 403),
+                (service.TooLarge, 413), (service.UnsupportedMedia, 415), (service.QuotaExceeded, 429),
+                (service.Invalid, 422), (DetectionUnavailable, 503))  # fmt: skip
+    return next((status for cls, status in statuses if isinstance(exc, cls)), 400)
+
+
+class EmbeddedClient(_Common):
+    """The same calls, served in this process: the service layer over SQLite and a local storage
+    folder, and the jobs run by the embedded executor that ``echodiary serve`` uses too."""
+
+    def __init__(self, settings: Settings, executor: Any = None) -> None:  # noqa: ANN401 - InlineExecutor
+        from worker.inline import InlineExecutor
 
         self.settings = settings
-        self.backend = service.open_backend(settings)
-        self._runs: dict[str, threading.Thread] = {}
+        self.executor = executor or InlineExecutor(settings)
+        self._owns_executor = executor is None
+        self.backend = self.executor.backend
         self.member = self._member()
 
     def _member(self):  # noqa: ANN202 - shared.tables.Member
@@ -188,55 +204,60 @@ class EmbeddedClient(_Common):
 
     def _guard(self, fn: Callable[..., Any], *args: Any) -> Any:  # noqa: ANN401
         from shared.service import ServiceError
+        from worker.watermark import DetectionUnavailable
 
         try:
             return fn(*args)
-        except ServiceError as exc:
-            raise ApiError(exc.status, exc.detail) from exc
+        except (ServiceError, DetectionUnavailable) as exc:
+            raise ApiError(_status_of(exc), str(exc)) from exc
 
-    def _start(self, job_id: str) -> None:
-        """Run a queued job in a thread of this process (the embedded mode's worker)."""
-        from worker.runner import run_job
+    def _run_jobs(self) -> None:
+        """Start the executor once this client queues or waits for a job (reads alone need none)."""
+        if self._owns_executor:
+            self.executor.start()
 
-        thread = self._runs.get(job_id)
-        if thread is None or not thread.is_alive():
-            thread = threading.Thread(target=run_job, args=(self.backend, job_id), daemon=True)
-            self._runs[job_id] = thread
-            thread.start()
+    def close(self) -> None:
+        """Stop the executor this client started (after the job it is running, if any)."""
+        if self._owns_executor and self.executor.running:
+            self.executor.stop()
+
+    def __enter__(self) -> EmbeddedClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def health(self) -> dict:
         return {"status": "ok", "mode": "embedded"}
 
     def me(self) -> MemberOut:
-        from producer.api.routes.members import member_out
+        from shared import service
 
-        return member_out(self.member)
+        return service.member_view(self.member)
 
     def create_member(self, name: str, admin: bool = False) -> MemberCreated:
-        from producer.api.routes.members import member_out
         from shared import service
 
         member, token = self._guard(service.create_member, self.backend, name, admin)
-        return MemberCreated(**member_out(member).model_dump(), token=token)
+        return MemberCreated(**service.member_view(member).model_dump(), token=token)
 
     def upload_voice(self, audio: str | Path | bytes, transcript: str, language: str, name: str) -> VoiceCreated:
         from shared import service
 
         _, data = _audio_bytes(audio)
+        self._run_jobs()
         voice, job = self._guard(service.create_voice, self.backend, self.member, data, transcript, language, name)
         return VoiceCreated(voice_id=voice.id, job_id=job.id, kind=job.kind, status=job.status)
 
     def voices(self) -> list[VoiceOut]:
-        from producer.api.routes.voices import voice_out
         from shared import service
 
-        return [voice_out(v) for v in service.list_voices(self.backend, self.member)]
+        return [service.voice_view(v) for v in service.list_voices(self.backend, self.member)]
 
     def voice(self, voice_id: str) -> VoiceOut:
-        from producer.api.routes.voices import voice_out
         from shared import service
 
-        return voice_out(self._guard(service.get_voice, self.backend, self.member, voice_id))
+        return service.voice_view(self._guard(service.get_voice, self.backend, self.member, voice_id))
 
     def request_delete_voice(self, voice_id: str) -> VoiceDeleteRequested:
         from shared import service
@@ -254,6 +275,7 @@ class EmbeddedClient(_Common):
     def finetune(self, voice_id: str, **params: Any) -> JobAccepted:
         from shared import service
 
+        self._run_jobs()
         job = self._guard(service.start_finetune, self.backend, self.member, voice_id, FinetuneRequest(**params))
         return JobAccepted(job_id=job.id, kind=job.kind, status=job.status)
 
@@ -262,6 +284,7 @@ class EmbeddedClient(_Common):
         from shared import service
 
         request = SynthesisRequest(text=text, voice_id=voice_id, **params)
+        self._run_jobs()
         job, _ = self._guard(service.create_synthesis, self.backend, self.member, request, idempotency_key)
         return JobAccepted(job_id=job.id, kind=job.kind, status=job.status)
 
@@ -272,19 +295,8 @@ class EmbeddedClient(_Common):
 
     def wait(self, job_id: str, on_update: OnUpdate | None = None, poll_s: float = 0.2,
              timeout_s: float | None = None) -> JobOut:
-        last_try = [0.0]
-
-        def update(job: JobOut) -> None:
-            # Run it here unless someone else holds it; a claim attempt on a job another live
-            # process runs is refused at once, and one left by a process that died succeeds once
-            # its lease has run out.
-            if job.status in ("queued", "running") and time.monotonic() - last_try[0] > 2.0:
-                last_try[0] = time.monotonic()
-                self._start(job_id)
-            if on_update:
-                on_update(job)
-
-        return super().wait(job_id, update, poll_s, timeout_s)
+        self._run_jobs()  # a job queued by an earlier process is dispatched again when it starts
+        return super().wait(job_id, on_update, poll_s, timeout_s)
 
     def jobs(self, limit: int = 20, offset: int = 0, status: str | None = None,
              kind: str | None = None) -> JobPage:
@@ -300,15 +312,10 @@ class EmbeddedClient(_Common):
         return self._guard(service.cancel_job, self.backend, self.member, job_id)
 
     def detect(self, audio: str | Path | bytes) -> WatermarkReport:
-        from fastapi import HTTPException
-
-        from producer.api.routes.watermark import report
+        from worker import watermark
 
         _, data = _audio_bytes(audio)
-        try:
-            return report(self.backend, self.member, data)
-        except HTTPException as exc:
-            raise ApiError(exc.status_code, str(exc.detail)) from exc
+        return self._guard(watermark.report, self.backend, self.member, data)
 
     def download(self, job_id: str, dest: str | Path | None = None) -> Path:
         from shared.tables import Job

@@ -66,5 +66,10 @@ def chunk_key(member_id: str, job_id: str, chunk_id: str) -> str:
     return job_prefix(member_id, job_id) + f"chunks/{_checked(chunk_id, 'chunk id')}.f32"
 
 
+def voice_chunk_key(member_id: str, voice_id: str, chunk_id: str) -> str:
+    """A finished chunk kept with its voice (embedded mode), so a re-rendered diary reuses it."""
+    return voice_prefix(member_id, voice_id) + f"chunks/{_checked(chunk_id, 'chunk id')}.f32"
+
+
 def chunks_prefix(member_id: str, job_id: str) -> str:
     return job_prefix(member_id, job_id) + "chunks/"

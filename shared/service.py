@@ -25,9 +25,11 @@ from shared.schemas import (
     VOICE_LANGS,
     FinetuneRequest,
     JobOut,
+    MemberOut,
     Progress,
     Result,
     SynthesisRequest,
+    VoiceOut,
     timestamp,
 )
 from shared.settings import Settings
@@ -466,6 +468,17 @@ def job_view(backend: Backend, session: Session, job: Job) -> JobOut:
         created_at=timestamp(job.created_at), started_at=timestamp(job.started_at),
         finished_at=timestamp(job.finished_at),
     )
+
+
+def member_view(member: Member) -> MemberOut:
+    return MemberOut(member_id=member.id, name=member.name, admin=member.is_admin,
+                     created_at=timestamp(member.created_at))
+
+
+def voice_view(voice: Voice) -> VoiceOut:
+    return VoiceOut(voice_id=voice.id, name=voice.name, language=voice.language, transcript=voice.transcript,
+                    status=voice.status, error=voice.error, finetuned=voice.finetune_key is not None,
+                    created_at=timestamp(voice.created_at))
 
 
 def find_job_by_mark(backend: Backend, member: Member, mark: int) -> Job | None:

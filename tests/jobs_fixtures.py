@@ -51,6 +51,20 @@ def wait_until(condition: Callable[[], object], timeout: float, interval: float 
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def run_cli(data_dir: Path, *args: str, models: Path | None = None, timeout: float = 300):  # noqa: ANN201
+    """``echodiary ARGS`` in a subprocess, embedded mode, with only this data folder (and models) set."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECHODIARY_")}
+    env.update(ECHODIARY_DATA_DIR=str(data_dir), ECHODIARY_DEVICE="cpu", ECHODIARY_THREADS="1")
+    if models is not None:
+        env["ECHODIARY_MODELS_DIR"] = str(models)
+    return subprocess.run([sys.executable, "-m", "producer.cli", *args], cwd=data_dir.parent, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def tiny_models(tmp_path_factory) -> Path:  # noqa: ANN001 - pytest's TempPathFactory
     """Tiny random models, written once per test session and shared by every module that asks."""
     import subprocess

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jobs_fixtures
 import pytest
 import soundfile as sf
-from jobs_fixtures import audio_bytes, embedded_settings
+from jobs_fixtures import audio_bytes, embedded_settings, run_cli
 
 from shared import service
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_cli(data_dir: Path, *args: str, models: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECHODIARY_")}
-    env.update(ECHODIARY_DATA_DIR=str(data_dir), ECHODIARY_DEVICE="cpu", ECHODIARY_THREADS="1")
-    if models is not None:
-        env["ECHODIARY_MODELS_DIR"] = str(models)
-    return subprocess.run([sys.executable, "-m", "producer.cli", *args], cwd=data_dir.parent, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_members_add_prints_the_token_alone_and_once(tmp_data_dir):

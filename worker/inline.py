@@ -30,7 +30,13 @@ class InlineExecutor:
     def publish(self, dispatch: job_state.Dispatch) -> None:
         self._queue.put((dispatch.priority, next(self._seq), dispatch.job_id))
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
+        if self.running:
+            return
         self._thread = threading.Thread(target=self._loop, name="echodiary-inline-worker", daemon=True)
         self._thread.start()
         # Jobs left queued by an earlier run of this process get their turn again.

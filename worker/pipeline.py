@@ -1,5 +1,9 @@
 """Every call into the engine, in one place, so that wiring changes touch only this module.
 
+Outside ``worker/`` nothing imports the engine: the API, the command line and the embedded client
+come through here (rendering, export, :func:`detect`), or through the small housekeeping modules
+beside it (:mod:`worker.watermark`: reports, marking a file, keys; :mod:`worker.models_admin`).
+
 The engine loads lazily, once per worker process, on the first job: never at import and never in
 a parent process before Celery forks its children (CUDA cannot survive a fork). Voice profiles
 (and fine-tuned weights) stay warm in a small LRU keyed by the objects they came from.
@@ -167,28 +171,54 @@ def watermark_keyring(settings: Settings) -> Any:  # noqa: ANN401
     return load_keyring(settings.data_dir)
 
 
-@dataclass
-class Detection:
-    present: bool
-    mac_ok: bool
-    mark: int | None
-    z: float | None
-    false_positive_bound: float | None
-
-
-def detect(settings: Settings, audio: bytes) -> Detection:
-    """Look for this server's watermark in an audio file (any format soundfile reads)."""
+def decode_audio(data: bytes) -> tuple[Any, int]:
+    """Samples and rate of any file soundfile reads, or (with ffmpeg installed) anything ffmpeg reads."""
     import io
+    import shutil
+    import subprocess
 
     import soundfile as sf
 
+    try:
+        return sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    except (sf.LibsndfileError, RuntimeError):
+        if shutil.which("ffmpeg") is None:
+            raise
+    done = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", "pipe:0", "-f", "wav", "-c:a", "pcm_f32le",
+                           "-"], input=data, capture_output=True)  # fmt: skip
+    if done.returncode != 0:
+        raise ValueError("neither soundfile nor ffmpeg can decode it")
+    return sf.read(io.BytesIO(done.stdout), dtype="float32", always_2d=False)
+
+
+def detect(settings: Settings, audio: bytes, speed_search: bool = False) -> Any:  # noqa: ANN401
+    """Look for this server's watermark in an audio file: the one detection entry point.
+
+    Returns the engine's ``engine.watermark.Detection``: ``present``, ``mac_ok``, ``mark`` (the
+    job's 48-bit mark, only when its MAC checked), ``z``, ``false_positive_bound`` and the rest.
+    ``speed_search`` also tries playback speeds 0.95-1.05 (about 50 times slower).
+    """
     from engine.watermark.detect import detect as detect_mark
 
-    samples, sample_rate = sf.read(io.BytesIO(audio), dtype="float32", always_2d=True)
-    found = detect_mark(samples.mean(axis=1), sample_rate, watermark_keyring(settings))
-    mark = int.from_bytes(found.payload, "big") if (found.payload and found.mac_ok) else None
-    return Detection(present=bool(found.present), mac_ok=bool(found.mac_ok), mark=mark, z=float(found.z),
-                     false_positive_bound=float(found.false_positive_bound))
+    samples, sample_rate = decode_audio(audio)
+    return detect_mark(samples, sample_rate, watermark_keyring(settings), speed_search=speed_search)
+
+
+@dataclass
+class LabelCheck:
+    fields: dict[str, str]  # the AIGC label's fields (ProduceID: the job id, ...)
+    verified: bool  # its keyed hash matches this file under one of our keys
+
+
+def read_label(settings: Settings, audio: bytes) -> LabelCheck | None:
+    """The AIGC label in a file's metadata and whether our keys verify it; None when it has none."""
+    from engine.export import read_label as read_metadata_label
+    from engine.export import verify_label
+
+    label = read_metadata_label(audio)
+    if label is None:
+        return None
+    return LabelCheck(fields=label.fields(), verified=verify_label(audio, watermark_keyring(settings)))
 
 
 def finetune(settings: Settings, audio: bytes, transcript: str, language: str, params: dict[str, Any],

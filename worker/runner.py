@@ -21,7 +21,7 @@ from shared.storage import CONTENT_TYPES, StorageUnavailable
 from shared.tables import ENROLL, FINETUNE, READY, SYNTHESIS, Job, Voice, now
 from worker import pipeline
 from worker.cancel import cancel_checker
-from worker.chunks import StorageChunkCache
+from worker.chunks import StorageChunkCache, VoiceChunkCache
 from worker.claim import Lease, LostJob, claim
 from worker.progress import progress_writer
 
@@ -162,7 +162,8 @@ def _synthesize(ctx: Context) -> str:
     finetune_key = voice.finetune_key
     engine = pipeline.engine_for(settings, voice.id, finetune_key,
                                  lambda: backend.storage.get(finetune_key or ""))
-    chunks = StorageChunkCache(backend.storage, job.member_id, job.id)
+    chunks = (VoiceChunkCache(backend.storage, job.member_id, voice.id, job.id) if settings.embedded
+              else StorageChunkCache(backend.storage, job.member_id, job.id))
     try:
         rendered = pipeline.render(settings, job.text or "", profile, dict(job.params), job.format, job.mark,
                                    job.id, on_progress=progress_writer(lease, settings.worker_chunk_delay_s),

@@ -46,6 +46,11 @@ class Detection:
     offset_s: float | None = None  # where a block starts, in seconds from the start of the input
     speed: float = 1.0  # playback speed at which the mark was found (speed search)
 
+    @property
+    def mark(self) -> int | None:
+        """The 48-bit number the payload carries (a job's mark), only when its MAC checked."""
+        return int.from_bytes(self.payload, "big") if (self.payload is not None and self.mac_ok) else None
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["payload"] = self.payload.hex() if self.payload is not None else None

@@ -19,7 +19,7 @@ def init(
     seed: int = typer.Option(0, help="Random seed; the same seed writes the same files."),
 ) -> None:
     """Write a complete models folder in upstream's layout and file formats."""
-    from engine.model_files import init_random
+    from worker.models_admin import init_random_models
 
     if not random:
         typer.echo("Only random models can be initialised here: pass --random, or use "
@@ -29,7 +29,7 @@ def init(
         typer.echo(f"--size must be tiny or full, not {size!r}", err=True)
         raise typer.Exit(2)
     try:
-        written = init_random(folder, size=size, version=version, seed=seed)
+        written = init_random_models(folder, size, version, seed)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -44,7 +44,7 @@ def check(folder: Path = typer.Argument(..., help="The models folder to inspect.
     from rich.console import Console
     from rich.table import Table
 
-    from engine.model_files import check_models, detect_version
+    from worker.models_admin import check_models, models_version
 
     console = Console()
     if not folder.is_dir():
@@ -57,7 +57,7 @@ def check(folder: Path = typer.Argument(..., help="The models folder to inspect.
         status = "[green]ok[/green]" if report.ok else "[red]problem[/red]"
         table.add_row(report.path, report.kind, status, report.detail)
     console.print(table)
-    version = detect_version(folder)
+    version = models_version(folder)
     bad = [r for r in reports if not r.ok]
     if version is None or bad:
         console.print("[red]This folder cannot be used yet.[/red] Fix the rows marked 'problem' above.")
@@ -71,13 +71,12 @@ def download(
     version: str = typer.Option("v2", help="v2, v2Pro or v2ProPlus."),
 ) -> None:
     """Fetch the official pretrained files from the Hugging Face hub (needs a server that is online)."""
-    from engine.errors import ModelsMissing
-    from engine.model_files import download_models
+    from worker.models_admin import ModelsUnavailable, download_models
 
     try:
         for path in download_models(folder, version):
             typer.echo(str(path))
-    except ModelsMissing as exc:
+    except ModelsUnavailable as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"GPT-SoVITS {version} files are in {folder}", err=True)

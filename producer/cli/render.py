@@ -1,18 +1,25 @@
-"""`echodiary render` and `echodiary demo`: render a diary in this process, no servers needed."""
+"""`echodiary render` and `echodiary demo`: render a diary as a synthesis job, like `submit` does.
+
+In the embedded mode (no broker) the job runs in this process on the embedded executor, so no
+servers are needed; the voice comes from an enrollment job and is reused for the same recording.
+"""
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
+from shared.settings import Settings
+
 FORMATS = ("wav", "flac", "ogg", "mp3")
 
 
-def _progress():  # noqa: ANN202 - rich.progress.Progress
+def _progress(console):  # noqa: ANN001, ANN202 - rich.progress.Progress
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -23,7 +30,12 @@ def _progress():  # noqa: ANN202 - rich.progress.Progress
     )
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False)  # fmt: skip
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                    transient=False)  # fmt: skip
+
+
+class RenderFailed(Exception):
+    """The render's job did not succeed, or the service refused it; the message says why."""
 
 
 def render_to_file(
@@ -32,58 +44,76 @@ def render_to_file(
     prompt_text: str,
     output: Path,
     *,
-    models_dir: Path,
+    settings: Settings,
     prompt_lang: str = "zh",
     params: dict | None = None,
     quiet: bool = False,
+    on_job: Callable[[str], None] | None = None,
 ) -> dict:
-    """Enroll, render with a progress bar, export (loudness, watermark, AIGC label) and write ``output``."""
+    """Render ``text`` as a synthesis job (the road every job takes) and write its result to ``output``.
+
+    The voice comes from an enrollment job the first time a reference is used, and is reused after
+    that (with the chunks it has rendered). ``on_job`` hears the synthesis job's id once it is queued.
+    """
     from rich.console import Console
 
-    from engine.export import export_audio
-    from engine.render import Engine, FolderChunkCache, RenderParams
-    from engine.watermark.keys import load_keyring
-    from engine.watermark.payload import pack_payload
-    from shared.settings import get_settings
+    from producer.client import ApiError, connect
 
-    settings = get_settings()
     console = Console(stderr=True, quiet=quiet)
     fmt = output.suffix.lstrip(".").lower() or "wav"
     if fmt not in FORMATS:
         raise typer.BadParameter(f"output format {fmt!r} is not supported; use {', '.join(FORMATS)}")
     started = time.perf_counter()
-    with console.status("loading models"):
-        engine = Engine.load(models_dir, device=settings.device, precision=settings.precision, threads=settings.threads)
-    with console.status("enrolling the voice"):
-        profile = engine.enroll(reference, prompt_text, prompt_lang)
-    render_params = RenderParams(**(params or {}))
-    cache = FolderChunkCache(settings.data_dir / "chunk-cache")
-    with _progress() as progress:
-        task = progress.add_task("rendering", total=None)
-        result = engine.render(text, profile, render_params, chunk_cache=cache,
-                               on_progress=lambda done, total: progress.update(task, completed=done, total=total))
-    mark = secrets.randbits(48)
-    keyring = load_keyring(settings.data_dir) if settings.watermark else None
-    data = export_audio(result.audio, result.sample_rate, fmt, loudness_lufs=settings.loudness_lufs,
-                        keyring=keyring, payload=pack_payload(mark) if keyring else None,
-                        label=f"local-{mark:012x}", explicit_label=settings.explicit_label)  # fmt: skip
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(data)
-    wall = time.perf_counter() - started
-    summary = {
-        "output": str(output),
-        "duration_s": round(result.duration_s, 2),
-        "chunks": len(result.chunks),
-        "synthesised": result.synthesised,
-        "retried": len(result.retried),
-        "render_s": round(result.timings.total_s, 2),
-        "first_audio_s": round(result.timings.first_audio_s or 0.0, 2),
-        "wall_s": round(wall, 2),
-        "watermark": f"{mark:012x}" if keyring else None,
-    }
-    console.print(f"wrote {output}: {summary['duration_s']} s of audio, {summary['chunks']} chunks "
-                  f"({summary['synthesised']} synthesised, {summary['retried']} retried) in {summary['wall_s']} s")
+    data = reference if isinstance(reference, bytes) else reference.read_bytes()
+    client = connect(settings)
+    try:
+        voice_id = _voice_for(client, console, data, prompt_text, prompt_lang, settings)
+        accepted = client.synthesize(text, voice_id, format=fmt, **(params or {}))
+        if on_job:
+            on_job(accepted.job_id)
+        job = _wait_with_bar(client, accepted.job_id, console)
+        if job.status != "succeeded":
+            raise RenderFailed(f"job {job.job_id} {job.status}" + (f": {job.error}" if job.error else ""))
+        output.parent.mkdir(parents=True, exist_ok=True)
+        client.download(job.job_id, output)
+    except ApiError as exc:
+        raise RenderFailed(exc.detail) from exc
+    finally:
+        client.close()
+    summary = {"output": str(output), "job_id": job.job_id, "duration_s": job.result.duration_s if job.result else None,
+               "chunks": job.progress.total, "wall_s": round(time.perf_counter() - started, 2)}  # fmt: skip
+    console.print(f"wrote {output}: {summary['duration_s']} s of audio, {summary['chunks']} chunks in "
+                  f"{summary['wall_s']} s (job {job.job_id})", soft_wrap=True)
     return summary
+
+
+def _voice_for(client, console, reference: bytes, transcript: str, language: str,  # noqa: ANN001
+               settings: Settings) -> str:
+    """The member's ready voice made from this very reference, or a new one from an enrollment job."""
+    digest = hashlib.sha256(b"\0".join([reference, transcript.encode(), language.encode(),
+                                        str(settings.models_dir).encode()])).hexdigest()
+    name = f"render-{digest[:16]}"
+    ready = [v for v in client.voices() if v.name == name and v.status == "ready"]
+    if ready:
+        return ready[0].voice_id
+    with console.status("enrolling the voice"):
+        created = client.upload_voice(reference, transcript, language, name)
+        job = client.wait(created.job_id)
+    if job.status != "succeeded":
+        raise RenderFailed(f"enrolling the voice failed (job {job.job_id} {job.status})"
+                           + (f": {job.error}" if job.error else ""))
+    return created.voice_id
+
+
+def _wait_with_bar(client, job_id: str, console):  # noqa: ANN001, ANN202 - JobOut
+    """Wait for the job, the bar counting its chunks as the job's progress records them."""
+    with _progress(console) as progress:
+        task = progress.add_task("rendering", total=None)
+
+        def update(job) -> None:  # noqa: ANN001
+            progress.update(task, completed=job.progress.done, total=job.progress.total or None)
+
+        return client.wait(job_id, on_update=update)
 
 
 def register(app: typer.Typer) -> None:
@@ -100,18 +130,22 @@ def register(app: typer.Typer) -> None:
         top_k: int = typer.Option(15),
         speed_factor: float = typer.Option(1.0, help="Speaking rate (0.5-2.0)."),
     ) -> None:
-        """Render a diary entry in your voice, in this process (no servers needed)."""
-        from engine.errors import EngineError
+        """Render a diary entry in your voice: a job like `submit`, run in this process in the embedded mode.
+
+        Prints the job id on stdout; the progress bar and the summary go to stderr.
+        """
+        from pydantic import ValidationError
+
         from shared.settings import get_settings
 
-        text = sys.stdin.read() if str(diary) == "-" else _read_text(diary)
         params = {"text_lang": text_lang, "seed": seed, "batch_size": batch_size, "top_k": top_k,
                   "speed_factor": speed_factor}  # fmt: skip
         try:
-            render_to_file(text, voice, prompt_text, output, models_dir=get_settings().models_dir,
-                           prompt_lang=prompt_lang, params=params)  # fmt: skip
-        except (EngineError, FileNotFoundError, ValueError) as exc:
-            typer.echo(f"error: {exc}", err=True)
+            text = sys.stdin.read() if str(diary) == "-" else _read_text(diary)
+            render_to_file(text, voice, prompt_text, output, settings=get_settings(), prompt_lang=prompt_lang,
+                           params=params, on_job=typer.echo)  # fmt: skip
+        except (RenderFailed, FileNotFoundError, ValueError) as exc:
+            typer.echo(f"error: {_problem(exc) if isinstance(exc, ValidationError) else exc}", err=True)
             raise typer.Exit(1) from exc
 
     @app.command()
@@ -119,24 +153,30 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(None, "-o", "--output", help="Where to write the demo (default: data/demo.flac)."),
     ) -> None:
         """Render a short diary with a synthetic voice; uses ./models when complete, else tiny random models."""
-        from engine.model_files import detect_version, init_random
         from shared.settings import get_settings
+        from worker.models_admin import init_random_models, models_version
 
         settings = get_settings()
         models_dir = settings.models_dir
-        if not models_dir.is_dir() or detect_version(models_dir) is None:
+        if not models_dir.is_dir() or models_version(models_dir) is None:
             models_dir = settings.data_dir / "demo-models"
-            if detect_version(models_dir) is None:
+            if models_version(models_dir) is None:
                 typer.echo(f"No GPT-SoVITS weights in {settings.models_dir} (see README, 'Models'); writing tiny "
                            f"random models to {models_dir} to show the pipeline. They speak noise.", err=True)
-                init_random(models_dir, size="tiny", version="v2", seed=0)
+                init_random_models(models_dir, "tiny", "v2", 0)
         reference = _demo_reference()
         text = ("2025年3月5日，星期三，晴。早上七点半起床，跑了3.5公里。中午和朋友吃了一碗牛肉面，花了25元。"
                 "下午读了一会儿书，晚上给妈妈打了电话。今天很开心！")  # fmt: skip
         out = output or settings.data_dir / "demo.flac"
-        summary = render_to_file(text, reference, "今天天气很好，我们去公园散步。", out, models_dir=models_dir,
+        summary = render_to_file(text, reference, "今天天气很好，我们去公园散步。", out,
+                                 settings=settings.model_copy(update={"models_dir": models_dir}),
                                  params={"seed": 42})  # fmt: skip
         typer.echo(str(summary["output"]))
+
+
+def _problem(exc) -> str:  # noqa: ANN001 - pydantic.ValidationError
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
 
 
 def _read_text(path: Path) -> str:

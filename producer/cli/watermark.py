@@ -15,44 +15,16 @@ watermark_app = typer.Typer(help="Find or add this server's audio watermark; man
                             no_args_is_help=True)
 
 
-def _keyring():  # noqa: ANN202 - engine.watermark.Keyring
-    from engine.watermark import load_keyring
-    from shared.settings import get_settings
-
-    return load_keyring(get_settings().data_dir)
-
-
-def read_audio(path: Path) -> tuple[object, int]:
-    """Samples and rate of any file soundfile reads, or (with ffmpeg installed) anything ffmpeg reads."""
-    import io
-    import shutil
-    import subprocess
-
-    import soundfile as sf
-
-    try:
-        return sf.read(path, dtype="float32", always_2d=False)
-    except (sf.LibsndfileError, RuntimeError):
-        if shutil.which("ffmpeg") is None:
-            raise
-    done = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "wav", "-c:a", "pcm_f32le", "-"],
-                          capture_output=True)
-    if done.returncode != 0:
-        raise ValueError("neither soundfile nor ffmpeg can decode it")
-    return sf.read(io.BytesIO(done.stdout), dtype="float32", always_2d=False)
-
-
-def report_file(path: Path, keyring: object, speed_search: bool = False) -> dict:
+def report_file(path: Path, speed_search: bool = False) -> dict:
     """Detection result and AIGC label of one file, as the JSON the command prints."""
-    from engine.export import read_label, verify_label
-    from engine.watermark import detect
+    from shared.settings import get_settings
+    from worker import pipeline
 
-    samples, rate = read_audio(path)
-    found = detect(samples, rate, keyring, speed_search=speed_search).to_dict()
-    data = path.read_bytes()
-    label = read_label(data)
-    found["label"] = label.fields() if label else None
-    found["label_verified"] = verify_label(data, keyring) if label else None
+    settings, data = get_settings(), path.read_bytes()
+    found = pipeline.detect(settings, data, speed_search=speed_search).to_dict()
+    label = pipeline.read_label(settings, data)
+    found["label"] = label.fields if label else None
+    found["label_verified"] = label.verified if label else None
     return {"file": str(path), **found}
 
 
@@ -64,11 +36,10 @@ def detect_cmd(
                                       help="Also try playback speeds 0.95-1.05 (about 50 times slower)."),
 ) -> None:
     """Look for this server's watermark (and AIGC label) in each file."""
-    keyring = _keyring()
     failed = False
     for path in files:
         try:
-            result = report_file(path, keyring, speed_search)
+            result = report_file(path, speed_search)
         except Exception as exc:  # one unreadable file must not hide the others' answers
             failed = True
             result = {"file": str(path), "error": f"cannot read this file as audio: {exc}"}
@@ -104,40 +75,40 @@ def embed_cmd(
     payload: str = typer.Option(..., "--payload", help="Up to 12 hex digits (48 bits), e.g. a job's mark."),
 ) -> None:
     """Mark an existing file with the server's primary key (levels are left as they are)."""
-    from engine.export import FORMATS, encode
-    from engine.watermark import embed
+    from shared.schemas import FORMATS
+    from shared.settings import get_settings
+    from worker import watermark
 
     fmt = target.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         typer.echo(f"the output must end in one of {', '.join('.' + f for f in FORMATS)}", err=True)
         raise typer.Exit(2)
     try:
-        value = int(payload, 16)
-        if len(payload.removeprefix("0x")) > 12 or value < 0:
-            raise ValueError
+        value = watermark.parse_mark(payload)
     except ValueError:
         typer.echo(f"--payload must be at most 12 hex digits, not {payload!r}", err=True)
         raise typer.Exit(2) from None
-    samples, rate = read_audio(source)
-    marked = embed(samples, rate, _keyring().primary, value.to_bytes(6, "big"))
-    target.write_bytes(encode(marked, rate, fmt))
+    target.write_bytes(watermark.embed_mark(get_settings(), source.read_bytes(), fmt, value))
     typer.echo(f"{target}: marked with payload {value:012x}")
 
 
 @watermark_app.command("keys")
 def keys_cmd() -> None:
     """List the watermark keys (ids only; the secrets stay in the data folder)."""
-    ring = _keyring()
-    for key in ring.keys:
-        role = "primary" if key.id == ring.primary_id else ("active" if key.active else "retired")
-        typer.echo(f"{key.id}  {role:8s} created {key.created}")
+    from shared.settings import get_settings
+    from worker import watermark
+
+    for key in watermark.list_keys(get_settings()):
+        typer.echo(f"{key.id}  {key.role:8s} created {key.created}")
 
 
 @watermark_app.command("rotate")
 def rotate_cmd() -> None:
     """Make a new primary key; older keys stay active for detection."""
-    key = _keyring().rotate()
-    typer.echo(f"new primary watermark key {key.id}")
+    from shared.settings import get_settings
+    from worker import watermark
+
+    typer.echo(f"new primary watermark key {watermark.rotate_key(get_settings())}")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,16 +6,14 @@ from fastapi import APIRouter, Depends
 
 from producer.api.deps import admin_member, current_member, get_backend
 from shared import service
-from shared.schemas import MemberCreate, MemberCreated, MemberOut, timestamp
+from shared.schemas import MemberCreate, MemberCreated, MemberOut
 from shared.service import Backend
 from shared.tables import Member
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
 
-def member_out(member: Member) -> MemberOut:
-    return MemberOut(member_id=member.id, name=member.name, admin=member.is_admin,
-                     created_at=timestamp(member.created_at))
+member_out = service.member_view  # the one definition lives beside the job view
 
 
 @router.post("", status_code=201, response_model=MemberCreated,

@@ -16,16 +16,12 @@ from shared.schemas import (
     timestamp,
 )
 from shared.service import Backend
-from shared.tables import Voice
 
 router = APIRouter(prefix="/v1/voices", tags=["voices"])
 UPLOAD_FIELDS = {"audio", "transcript", "language", "name"}
 
 
-def voice_out(voice: Voice) -> VoiceOut:
-    return VoiceOut(voice_id=voice.id, name=voice.name, language=voice.language, transcript=voice.transcript,
-                    status=voice.status, error=voice.error, finetuned=voice.finetune_key is not None,
-                    created_at=timestamp(voice.created_at))
+voice_out = service.voice_view  # the one definition lives beside the job view
 
 
 @router.post("", status_code=202, response_model=VoiceCreated,

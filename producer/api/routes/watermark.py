@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, HTTPException, UploadFile
 
 from producer.api.deps import current_member, form_fields, get_backend, reject_unknown_fields
-from shared import service
-from shared.schemas import WatermarkReport, timestamp
+from shared.schemas import WatermarkReport
 from shared.service import Backend
+from worker import watermark
 
 router = APIRouter(prefix="/v1/watermark", tags=["watermark"])
 
@@ -22,21 +22,7 @@ def detect(audio: UploadFile = File(..., description="Any audio file (WAV, FLAC,
     data = audio.file.read(backend.settings.max_upload_bytes + 1)
     if len(data) > backend.settings.max_upload_bytes:
         raise HTTPException(413, f"the file is larger than the limit of {backend.settings.max_upload_bytes} bytes")
-    return report(backend, member, data)
-
-
-def report(backend: Backend, member, data: bytes) -> WatermarkReport:  # noqa: ANN001
-    """Detect the mark and name the job only when it is the member's own."""
-    from worker import pipeline
-
     try:
-        found = pipeline.detect(backend.settings, data)
-    except ImportError as exc:
-        raise HTTPException(503, "watermark detection is not available in this build") from exc
-    except Exception as exc:
-        raise HTTPException(415, "the file is not audio we can read; send WAV, FLAC, OGG or MP3") from exc
-    job = service.find_job_by_mark(backend, member, found.mark) if found.mark is not None else None
-    return WatermarkReport(present=found.present, mac_ok=found.mac_ok, z=found.z,
-                           false_positive_bound=found.false_positive_bound, mine=job is not None,
-                           job_id=job.id if job else None, voice_id=job.voice_id if job else None,
-                           created_at=timestamp(job.created_at) if job else None)
+        return watermark.report(backend, member, data)
+    except watermark.DetectionUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
