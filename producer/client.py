@@ -187,12 +187,13 @@ class EmbeddedClient(_Common):
         return service.first_member(self.backend) or service.create_member(self.backend, "owner", True)[0]
 
     def _guard(self, fn: Callable[..., Any], *args: Any) -> Any:  # noqa: ANN401
+        from producer.error_status import status_for
         from shared.service import ServiceError
 
         try:
             return fn(*args)
         except ServiceError as exc:
-            raise ApiError(exc.status, exc.detail) from exc
+            raise ApiError(status_for(exc), exc.detail) from exc
 
     def _start(self, job_id: str) -> None:
         """Run a queued job in a thread of this process (the embedded mode's worker)."""
