@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/syntheses", tags=["syntheses"])
              summary="Queue a diary entry for synthesis in one of your voices")
 def create_synthesis(body: SynthesisRequest, response: Response, member: CurrentMember, backend: BackendDep,
                      idempotency_key: str | None = Header(
-                         None, description="Send the same key again to get the same job instead of a new one"),
+                         None, description="Send the same key again to get the same job instead of a new one")
                      ) -> JobAccepted:
     job, replayed = service.create_synthesis(backend, member, body, idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{job.id}"

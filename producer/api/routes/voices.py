@@ -55,7 +55,7 @@ def get_voice(voice_id: str, member: CurrentMember, backend: BackendDep) -> Voic
                responses={202: {"model": VoiceDeleteRequested}, 200: {"model": VoiceDeleted}},
                summary="Delete a voice and everything made from it: first call for a token, then confirm")
 def delete_voice(voice_id: str, response: Response, member: CurrentMember, backend: BackendDep,
-                 confirm: str | None = Query(None, description="The token the first DELETE returned"),
+                 confirm: str | None = Query(None, description="The token the first DELETE returned")
                  ) -> VoiceDeleteRequested | VoiceDeleted:
     if confirm is None:
         token, expires, n_jobs = service.request_voice_delete(backend, member, voice_id)
