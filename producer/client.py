@@ -167,17 +167,6 @@ class Client(_Common):
         return path
 
 
-def _status_of(exc: Exception) -> int:
-    """The HTTP status the API answers an error with, chosen here by the error's class alone."""
-    from shared import service
-    from worker.watermark import DetectionUnavailable
-
-    statuses = ((service.NotFoundError, 404), (service.Conflict, 409), (service.Forbidden, 403),
-                (service.TooLarge, 413), (service.UnsupportedMedia, 415), (service.QuotaExceeded, 429),
-                (service.Invalid, 422), (DetectionUnavailable, 503))  # fmt: skip
-    return next((status for cls, status in statuses if isinstance(exc, cls)), 400)
-
-
 class EmbeddedClient(_Common):
     """The same calls, served in this process: the service layer over SQLite and a local storage
     folder, and the jobs run by the embedded executor that ``echodiary serve`` uses too."""
@@ -203,13 +192,13 @@ class EmbeddedClient(_Common):
         return service.first_member(self.backend) or service.create_member(self.backend, "owner", True)[0]
 
     def _guard(self, fn: Callable[..., Any], *args: Any) -> Any:  # noqa: ANN401
+        from producer.error_status import status_for
         from shared.service import ServiceError
-        from worker.watermark import DetectionUnavailable
 
         try:
             return fn(*args)
-        except (ServiceError, DetectionUnavailable) as exc:
-            raise ApiError(_status_of(exc), str(exc)) from exc
+        except ServiceError as exc:
+            raise ApiError(status_for(exc), exc.detail) from exc
 
     def _run_jobs(self) -> None:
         """Start the executor once this client queues or waits for a job (reads alone need none)."""

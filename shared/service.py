@@ -1,7 +1,7 @@
 """What members can do, as plain functions over the database and storage: the API's service layer.
 
 The HTTP routes, the embedded CLI and the tests all call these. Errors are :class:`ServiceError`
-subclasses carrying the HTTP status that fits them and a message meant for the member. Ownership is
+subclasses that say what kind of refusal it is, with a message meant for the member. Ownership is
 part of every lookup: another member's voice or job is "not found", exactly like a missing one.
 """
 
@@ -64,40 +64,51 @@ log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
-    status = 400
+    """A request the service turns down; ``detail`` is a sentence the member can act on.
 
-    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+    The kinds below say what went wrong, not how to answer it: :mod:`producer.api.errors` maps each
+    to its HTTP status.
+    """
+
+    def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.headers = headers or {}
 
 
 class Invalid(ServiceError):
-    status = 422
+    """The request itself is wrong (a bad value, a missing field)."""
 
 
 class NotFoundError(ServiceError):
-    status = 404
+    """No such thing of the member's (another member's things are "not found" too)."""
 
 
 class Conflict(ServiceError):
-    status = 409
+    """Clashes with the current state: already exists, already finished, key reused."""
 
 
 class Forbidden(ServiceError):
-    status = 403
+    """Not allowed for this member (an admin's action, or storage full)."""
 
 
 class TooLarge(ServiceError):
-    status = 413
+    """An upload over the size limit."""
 
 
 class UnsupportedMedia(ServiceError):
-    status = 415
+    """An upload that is not audio we accept."""
+
+
+class Unavailable(ServiceError):
+    """This installation cannot do it now or at all (a part missing from the build, a service down)."""
 
 
 class QuotaExceeded(ServiceError):
-    status = 429
+    """A quota is reached; trying again after ``retry_after_s`` seconds can succeed."""
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass
@@ -195,12 +206,12 @@ def _check_quotas(backend: Backend, session: Session, member_id: str, chars: int
     if active >= s.quota_queued_jobs:
         raise QuotaExceeded(f"you already have {active} jobs queued or running (the limit is "
                             f"{s.quota_queued_jobs}); wait for some to finish or cancel them",
-                            {"Retry-After": "60"})
+                            retry_after_s=60)
     if chars and used + chars > s.quota_chars_per_day:
         wait = int((oldest or since) + 86400 - now()) + 1
         raise QuotaExceeded(f"this entry has {chars} characters and you have used {used} of your "
                             f"{s.quota_chars_per_day} characters in the last 24 hours",
-                            {"Retry-After": str(max(wait, 1))})
+                            retry_after_s=max(wait, 1))
     if used_bytes + new_bytes > s.quota_storage_bytes:
         raise Forbidden(f"your storage is full ({used_bytes} of {s.quota_storage_bytes} bytes used); "
                         "delete voices you no longer need or wait for old results to expire")

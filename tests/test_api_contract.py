@@ -469,3 +469,16 @@ def test_finetune_needs_an_enrolled_voice_and_runs_one_at_a_time(stack):
     assert second.status_code == 409 and "already being fine-tuned" in second.json()["detail"]
     bad = stack.client.post(f"/v1/voices/{voice_id}/finetune", json={"epochs": 3}, headers=me)
     assert bad.status_code == 422
+
+
+def test_every_kind_of_service_refusal_has_its_own_documented_status():
+    from producer.api.errors import ERROR_RESPONSES
+    from producer.error_status import UNKNOWN_REFUSAL, status_for
+
+    kinds = [kind for kind in vars(service).values()
+             if isinstance(kind, type) and issubclass(kind, service.ServiceError) and kind is not service.ServiceError]
+    statuses = {kind: status_for(kind("x") if kind is not service.QuotaExceeded else kind("x", retry_after_s=1))
+                for kind in kinds}
+    assert len(kinds) >= 7 and UNKNOWN_REFUSAL not in statuses.values()
+    assert len(set(statuses.values())) == len(kinds)  # each kind tells the client something different
+    assert set(statuses.values()) <= set(ERROR_RESPONSES)

@@ -19,15 +19,8 @@ from celery import Celery
 from kombu import Queue
 
 from shared.settings import Settings, get_settings
-from shared.tables import ENROLL, FINETUNE, SYNTHESIS
-
-TASK_FOR_KIND = {ENROLL: "echodiary.enroll", SYNTHESIS: "echodiary.synthesize", FINETUNE: "echodiary.finetune"}
-CLEANUP_TASK = "echodiary.cleanup"
-GPU, CPU = "gpu", "cpu"
-
-
-def visibility_timeout(settings: Settings) -> int:
-    return settings.visibility_timeout_s or settings.task_time_limit_s + 600
+from worker.messages import CLEANUP_TASK, CPU, GPU, TASK_FOR_KIND, visibility_timeout
+from worker.sweeper import SweeperStep
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -57,8 +50,6 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     app.settings = settings  # read by the tasks and the sweeper, so a worker has one settings object
-    from worker.sweeper import SweeperStep
-
     app.steps["worker"].add(SweeperStep)
     return app
 

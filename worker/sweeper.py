@@ -15,6 +15,7 @@ import time
 from celery import bootsteps
 
 from shared import job_state, service
+from worker.messages import publisher, visibility_timeout
 
 log = logging.getLogger(__name__)
 CLEANUP_EVERY_S = 300.0
@@ -47,9 +48,6 @@ class SweeperStep(bootsteps.StartStopStep):
         self._stop.set()
 
     def _loop(self, app) -> None:  # noqa: ANN001
-        from worker.app import visibility_timeout
-        from worker.tasks import publisher
-
         settings = app.settings
         backend = None
         last_cleanup = 0.0

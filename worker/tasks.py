@@ -10,21 +10,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from shared import job_state, service
 from shared.service import Backend
-from worker.app import CLEANUP_TASK, TASK_FOR_KIND, app
+from worker.app import app
+from worker.messages import CLEANUP_TASK, TASK_FOR_KIND, publisher
 from worker.runner import TransientError, run_job, worker_name
 
 log = logging.getLogger(__name__)
 _backend: Backend | None = None
-
-
-def publisher(celery_app=app):  # noqa: ANN001, ANN201 - a Celery app -> job_state.Publish
-    """Publish dispatches as Celery messages carrying the job id alone."""
-
-    def publish(dispatch: job_state.Dispatch) -> None:
-        celery_app.send_task(TASK_FOR_KIND[dispatch.kind], args=[dispatch.job_id], queue=dispatch.queue,
-                             priority=dispatch.priority)
-
-    return publish
 
 
 def backend() -> Backend:

@@ -20,7 +20,7 @@ from worker.pipeline import decode_audio, watermark_keyring
 MARK_BITS = 48
 
 
-class DetectionUnavailable(Exception):
+class DetectionUnavailable(service.Unavailable):
     """This build cannot detect marks (the engine's watermark modules are missing)."""
 
 

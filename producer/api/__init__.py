@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             backend = executor.backend
         else:
             from worker.app import make_celery
-            from worker.tasks import publisher
+            from worker.messages import publisher
 
             backend = open_backend(settings, publisher(make_celery(settings)))
 

@@ -7,7 +7,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from shared.service import ServiceError
+from producer.error_status import status_for
+from shared.service import QuotaExceeded, ServiceError
 
 
 class ErrorOut(BaseModel):
@@ -35,10 +36,17 @@ def _where(loc: tuple) -> str:
     return ".".join(parts) or "request"
 
 
+def headers_for(exc: ServiceError) -> dict[str, str]:
+    """The headers a refusal carries: when to try again, for a quota."""
+    if isinstance(exc, QuotaExceeded):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return {}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+        return JSONResponse({"detail": exc.detail}, status_code=status_for(exc), headers=headers_for(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

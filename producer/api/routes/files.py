@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from producer.api.deps import get_backend
+from producer.api.deps import BackendDep
 from shared.keys import FORMATS
-from shared.service import Backend
 from shared.storage import CONTENT_TYPES, LocalStorage, NotFound
 
 router = APIRouter(tags=["files"])
 
 
 @router.get("/v1/files/{key:path}", summary="A stored file, through a link from GET /v1/jobs/{id}")
-def download(key: str, expires: int = Query(...), sig: str = Query(...), filename: str | None = None,
-             backend: Backend = Depends(get_backend)) -> Response:
+def download(key: str, backend: BackendDep, expires: int = Query(...), sig: str = Query(...),
+             filename: str | None = None) -> Response:
     storage = backend.storage
     if not isinstance(storage, LocalStorage):
         raise HTTPException(404, "files are served by the S3 storage, not by this API")

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from sqlalchemy import text
 
-from producer.api.deps import get_backend
+from producer.api.deps import BackendDep
 from shared.schemas import Health
-from shared.service import Backend
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health, summary="Is the API up, and can it reach its services?")
-def healthz(response: Response, backend: Backend = Depends(get_backend)) -> Health:
+def healthz(response: Response, backend: BackendDep) -> Health:
     settings = backend.settings
     try:
         with backend.db.read() as session:

@@ -4,36 +4,32 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from producer.api.deps import current_member, get_backend
+from producer.api.deps import BackendDep, CurrentMember
 from shared import service
 from shared.schemas import JobOut, JobPage
-from shared.service import Backend
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 MAX_OFFSET = 1_000_000_000  # far past any household's history; keeps the SQL OFFSET in range
 
 
 @router.get("", response_model=JobPage, summary="Your jobs, newest first")
-def list_jobs(limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0, le=MAX_OFFSET),
+def list_jobs(member: CurrentMember, backend: BackendDep,
+              limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0, le=MAX_OFFSET),
               status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
-              kind: Literal["enroll", "synthesis", "finetune"] | None = None,
-              member=Depends(current_member),  # noqa: ANN001
-              backend: Backend = Depends(get_backend)) -> JobPage:
+              kind: Literal["enroll", "synthesis", "finetune"] | None = None) -> JobPage:
     items, total = service.list_jobs(backend, member, limit, offset, status, kind)
     next_offset = offset + len(items) if offset + len(items) < total else None
     return JobPage(items=items, total=total, limit=limit, offset=offset, next_offset=next_offset)
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job: status, progress and, when done, a link")
-def get_job(job_id: str, member=Depends(current_member),  # noqa: ANN001
-            backend: Backend = Depends(get_backend)) -> JobOut:
+def get_job(job_id: str, member: CurrentMember, backend: BackendDep) -> JobOut:
     return service.get_job(backend, member, job_id)
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
              summary="Cancel a job: at once if queued, between chunks if running")
-def cancel_job(job_id: str, member=Depends(current_member),  # noqa: ANN001
-               backend: Backend = Depends(get_backend)) -> JobOut:
+def cancel_job(job_id: str, member: CurrentMember, backend: BackendDep) -> JobOut:
     return service.cancel_job(backend, member, job_id)

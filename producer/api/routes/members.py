@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from producer.api.deps import admin_member, current_member, get_backend
+from producer.api.deps import AdminMember, BackendDep, CurrentMember
 from shared import service
 from shared.schemas import MemberCreate, MemberCreated, MemberOut
-from shared.service import Backend
-from shared.tables import Member
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
@@ -18,12 +16,11 @@ member_out = service.member_view  # the one definition lives beside the job view
 
 @router.post("", status_code=201, response_model=MemberCreated,
              summary="Create a member (admin); the answer holds their token, shown this once")
-def create_member(body: MemberCreate, _admin: Member = Depends(admin_member),
-                  backend: Backend = Depends(get_backend)) -> MemberCreated:
+def create_member(body: MemberCreate, _admin: AdminMember, backend: BackendDep) -> MemberCreated:
     member, token = service.create_member(backend, body.name, body.admin)
     return MemberCreated(**member_out(member).model_dump(), token=token)
 
 
 @router.get("/me", response_model=MemberOut, summary="The member this token belongs to")
-def me(member: Member = Depends(current_member)) -> MemberOut:
+def me(member: CurrentMember) -> MemberOut:
     return member_out(member)

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Header, Response
 
-from producer.api.deps import current_member, get_backend
+from producer.api.deps import BackendDep, CurrentMember
 from shared import service
 from shared.schemas import JobAccepted, SynthesisRequest
-from shared.service import Backend
 
 router = APIRouter(prefix="/v1/syntheses", tags=["syntheses"])
 
 
 @router.post("", status_code=202, response_model=JobAccepted,
              summary="Queue a diary entry for synthesis in one of your voices")
-def create_synthesis(body: SynthesisRequest, response: Response,
+def create_synthesis(body: SynthesisRequest, response: Response, member: CurrentMember, backend: BackendDep,
                      idempotency_key: str | None = Header(
-                         None, description="Send the same key again to get the same job instead of a new one"),
-                     member=Depends(current_member),  # noqa: ANN001
-                     backend: Backend = Depends(get_backend)) -> JobAccepted:
+                         None, description="Send the same key again to get the same job instead of a new one")
+                     ) -> JobAccepted:
     job, replayed = service.create_synthesis(backend, member, body, idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if replayed:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, HTTPException, UploadFile
+from fastapi import APIRouter, File, HTTPException, UploadFile
 
-from producer.api.deps import current_member, form_fields, get_backend, reject_unknown_fields
+from producer.api.deps import BackendDep, CurrentMember, FormFields, reject_unknown_fields
 from shared.schemas import WatermarkReport
-from shared.service import Backend
 from worker import watermark
 
 router = APIRouter(prefix="/v1/watermark", tags=["watermark"])
@@ -14,15 +13,10 @@ router = APIRouter(prefix="/v1/watermark", tags=["watermark"])
 
 @router.post("/detect", response_model=WatermarkReport,
              summary="Look for this server's watermark in an audio file you found")
-def detect(audio: UploadFile = File(..., description="Any audio file (WAV, FLAC, OGG, MP3)"),
-           sent: set[str] = Depends(form_fields),
-           member=Depends(current_member),  # noqa: ANN001
-           backend: Backend = Depends(get_backend)) -> WatermarkReport:
+def detect(sent: FormFields, member: CurrentMember, backend: BackendDep,
+           audio: UploadFile = File(..., description="Any audio file (WAV, FLAC, OGG, MP3)")) -> WatermarkReport:
     reject_unknown_fields(sent, {"audio"})
     data = audio.file.read(backend.settings.max_upload_bytes + 1)
     if len(data) > backend.settings.max_upload_bytes:
         raise HTTPException(413, f"the file is larger than the limit of {backend.settings.max_upload_bytes} bytes")
-    try:
-        return watermark.report(backend, member, data)
-    except watermark.DetectionUnavailable as exc:
-        raise HTTPException(503, str(exc)) from exc
+    return watermark.report(backend, member, data)

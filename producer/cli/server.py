@@ -1,0 +1,67 @@
+"""`echodiary` commands that run the servers: the API (serve), a Celery worker, Flower."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from producer.cli.calls import err
+from shared.settings import get_settings
+
+
+def serve(host: str = typer.Option(None, help="Address to bind (default: ECHODIARY_HOST, 127.0.0.1)"),
+          port: int = typer.Option(None, help="Port (default: ECHODIARY_PORT, 8000)")) -> None:
+    """Run the HTTP API (embedded mode: jobs run inside it; server mode: on the Celery workers)."""
+    import uvicorn
+
+    from producer.api import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                log_level="info")
+
+
+def worker(queues: str = typer.Option("gpu,cpu", help="Queues to consume: gpu (model work), cpu (light work)"),
+           concurrency: int = typer.Option(1, help="Processes; keep 1 per GPU"),
+           name: str = typer.Option(None, help="Worker name (default: celery@<host>)"),
+           loglevel: str = typer.Option("INFO")) -> None:
+    """Run a Celery worker. Models load in the worker's child process on its first job."""
+    settings = get_settings()
+    if settings.embedded:
+        err("no broker configured (ECHODIARY_BROKER_URL): in the embedded mode jobs run in the "
+             "echodiary process itself and no worker is needed")
+        raise typer.Exit(2)
+    from worker.app import app
+
+    argv = ["worker", "-Q", queues, "--concurrency", str(concurrency), "--pool", "prefork",
+            "--loglevel", loglevel]
+    if name:
+        argv += ["-n", name]
+    app.worker_main(argv)
+
+
+def flower(address: str = typer.Option(None), port: int = typer.Option(None)) -> None:
+    """Run Flower, the Celery dashboard (bound to localhost, basic auth from ECHODIARY_FLOWER_BASIC_AUTH)."""
+    settings = get_settings()
+    if settings.embedded:
+        err("no broker configured (ECHODIARY_BROKER_URL): there are no workers to show")
+        raise typer.Exit(2)
+    from worker import flowerconfig
+    from worker.app import app
+
+    argv = ["flower", f"--address={address or settings.flower_address}", f"--port={port or settings.flower_port}",
+            f"--conf={Path(flowerconfig.__file__)}"]
+    if settings.flower_basic_auth:
+        argv.append(f"--basic-auth={settings.flower_basic_auth}")
+    elif (address or settings.flower_address) not in ("127.0.0.1", "localhost", "::1"):
+        err("refusing to serve Flower beyond localhost without ECHODIARY_FLOWER_BASIC_AUTH")
+        raise typer.Exit(2)
+    app.start(argv)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the main app."""
+    app.command()(serve)
+    app.command()(worker)
+    app.command()(flower)
