@@ -26,7 +26,7 @@ def get_engine(settings: Settings) -> Any:  # noqa: ANN401 - engine.render.Engin
     key = (str(settings.models_dir), settings.device)
     with _engine_lock:
         if _engine is None or _engine_key != key:
-            from engine.render import Engine
+            from engine.facade import Engine
 
             _engine = Engine.load(settings.models_dir, device=settings.device, precision=settings.precision,
                                   threads=settings.threads)
@@ -98,8 +98,8 @@ def engine_for(settings: Settings, voice_id: str, finetune_key: str | None,
         return base
 
     def load() -> Any:  # noqa: ANN401
+        from engine.facade import Engine
         from engine.finetune import load_finetuned
-        from engine.render import Engine
 
         return Engine(load_finetuned(settings.models_dir, fetch(), base=base.models))
 
@@ -133,7 +133,7 @@ def render(settings: Settings, text: str, profile: Any, params: dict[str, Any], 
     (get/put of float32 chunk audio by the engine's stable chunk id) lets a job taken over after a
     crash reuse the chunks the previous attempt finished.
     """
-    from engine.render import RenderParams
+    from engine.params import RenderParams
 
     engine = engine if engine is not None else get_engine(settings)
     result = engine.render(text, profile, RenderParams(**params), on_progress=on_progress,

@@ -41,7 +41,9 @@ def render_to_file(
     from rich.console import Console
 
     from engine.export import export_audio
-    from engine.render import Engine, FolderChunkCache, RenderParams
+    from engine.facade import Engine
+    from engine.params import RenderParams
+    from engine.rendering.caches import FolderChunkCache
     from engine.watermark.keys import load_keyring
     from engine.watermark.payload import pack_payload
     from shared.settings import get_settings
