@@ -84,10 +84,10 @@ def tiny_models(tmp_path_factory) -> Path:  # noqa: ANN001 - pytest's TempPathFa
 
 
 def skip_without_engine() -> None:
-    """Skip while engine/render.py does not exist yet; once it does, a broken import fails loudly."""
+    """Skip while engine/facade.py does not exist yet; once it does, a broken import fails loudly."""
     import importlib.util
 
     import pytest
 
-    if importlib.util.find_spec("engine.render") is None:
+    if importlib.util.find_spec("engine.facade") is None:
         pytest.skip("the engine's render module has not landed yet")

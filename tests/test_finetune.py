@@ -14,7 +14,8 @@ import torch
 from engine import finetune as ft
 from engine.checkpoints import load_sovits_checkpoint, load_t2s_checkpoint
 from engine.errors import BadReference, BadText, Cancelled
-from engine.render import Engine, RenderParams
+from engine.facade import Engine
+from engine.params import RenderParams
 from engine.sovits.config import SoVITSConfig
 from engine.sovits.model import SoVITS
 from engine.t2s import T2SConfig, Text2SemanticGPT, random_t2s_weights

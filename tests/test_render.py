@@ -11,8 +11,11 @@ import torch
 
 from engine import guards
 from engine.errors import BadReference, BadText, Cancelled
+from engine.facade import Engine
+from engine.params import RenderParams
 from engine.profile import VoiceProfile
-from engine.render import SAMPLES_PER_TOKEN, Engine, MemoryChunkCache, RenderParams
+from engine.rendering.caches import MemoryChunkCache
+from engine.rendering.early_start import SAMPLES_PER_TOKEN
 
 DIARY = "今天早上七点起床，天气很好。我去公园跑步，跑了三公里。中午和朋友吃饭，聊了很多事情。晚上看书，然后睡觉。"
 
@@ -182,9 +185,9 @@ def test_the_first_chunk_streams_window_by_window_and_joins_to_the_same_audio(en
 
 
 def test_bert_runs_in_groups_whatever_the_batch_size(engine, voice_a, monkeypatch):
-    from engine import render as render_module
+    from engine.rendering import planning
 
-    monkeypatch.setattr(render_module, "FEATURE_GROUP", 3)
+    monkeypatch.setattr(planning, "FEATURE_GROUP", 3)
     bert = engine.models.bert
     calls: list[int] = []
     original = bert.phone_features_many
@@ -201,7 +204,8 @@ def test_bert_runs_in_groups_whatever_the_batch_size(engine, voice_a, monkeypatc
 
 
 def test_early_start_plays_the_first_chunk_before_its_tokens_are_decoded(engine, voice_a):
-    from engine.render import EARLY_CROSSFADE, Timings
+    from engine.rendering.early_start import EARLY_CROSSFADE
+    from engine.rendering.results import Timings
 
     params = RenderParams(seed=5, batch_size=4, max_retries=0)
     budget = lambda n_phones: 60  # noqa: E731 - every chunk exactly 60 tokens (2.4 s), so there is time to win

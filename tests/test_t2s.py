@@ -159,7 +159,7 @@ def test_upstream_loops_lose_different_tokens_at_early_stop(small_model):
 
 
 def test_padding_columns_of_the_cache_hold_finite_values():
-    from engine.decoding import KVCache
+    from engine.kv_cache import KVCache
 
     cache = KVCache.allocate(SMALL, rows=2, capacity=16, device=torch.device("cpu"), dtype=torch.float32)
     cache.kv[:, 0].fill_(float("nan"))

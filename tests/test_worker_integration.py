@@ -30,7 +30,7 @@ from shared.storage import S3Storage
 from shared.tables import Job, JobChunk, Voice
 
 REPO = Path(__file__).resolve().parents[1]
-if importlib.util.find_spec("engine.render") is None:
+if importlib.util.find_spec("engine.facade") is None:
     pytest.skip("the engine's render module has not landed yet", allow_module_level=True)
 
 LONG_ENTRY = "".join(f"第{i}句话讲今天的事情。" for i in range(16))

@@ -24,13 +24,13 @@ _engine: Any = None
 _engine_key: tuple[str, str] | None = None
 
 
-def get_engine(settings: Settings) -> Any:  # noqa: ANN401 - engine.render.Engine, imported lazily
+def get_engine(settings: Settings) -> Any:  # noqa: ANN401 - engine.facade.Engine, imported lazily
     """The process's engine, loaded on first use."""
     global _engine, _engine_key
     key = (str(settings.models_dir), settings.device)
     with _engine_lock:
         if _engine is None or _engine_key != key:
-            from engine.render import Engine
+            from engine.facade import Engine
 
             _engine = Engine.load(settings.models_dir, device=settings.device, precision=settings.precision,
                                   threads=settings.threads)
@@ -95,15 +95,15 @@ def forget_voice(settings: Settings, voice_id: str) -> None:
 
 
 def engine_for(settings: Settings, voice_id: str, finetune_key: str | None,
-               fetch: Callable[[], bytes]) -> Any:  # noqa: ANN401 - engine.render.Engine
+               fetch: Callable[[], bytes]) -> Any:  # noqa: ANN401 - engine.facade.Engine
     """The engine that renders a voice: the base one, or one over the voice's fine-tuned weights."""
     base = get_engine(settings)
     if not finetune_key:
         return base
 
     def load() -> Any:  # noqa: ANN401
+        from engine.facade import Engine
         from engine.finetune import load_finetuned
-        from engine.render import Engine
 
         return Engine(load_finetuned(settings.models_dir, fetch(), base=base.models))
 
@@ -137,7 +137,7 @@ def render(settings: Settings, text: str, profile: Any, params: dict[str, Any], 
     (get/put of float32 chunk audio by the engine's stable chunk id) lets a job taken over after a
     crash reuse the chunks the previous attempt finished.
     """
-    from engine.render import RenderParams
+    from engine.params import RenderParams
 
     engine = engine if engine is not None else get_engine(settings)
     result = engine.render(text, profile, RenderParams(**params), on_progress=on_progress,

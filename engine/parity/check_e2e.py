@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from engine.decoding import DecodingOptions, T2SRequest, decode
+from engine.facade import Engine
 from engine.model_files import ModelPaths
+from engine.params import RenderParams
 from engine.parity import GoldenResult, compare, compare_exact, load_golden
-from engine.render import Engine, RenderParams
 from engine.runtime import Models
 from engine.text_features import text_features
 

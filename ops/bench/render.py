@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from engine.facade import Engine
 from engine.model_files import detect_version, init_random
-from engine.render import Engine, RenderParams, Timings
+from engine.params import RenderParams
+from engine.rendering.results import Timings
 
 BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "bench"
 UPSTREAM = {

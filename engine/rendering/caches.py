@@ -1,0 +1,70 @@
+"""Chunk audio caches, keyed by a chunk's stable id (its text, the voice, the weights and the
+parameters that change its sound): re-rendering an edited diary synthesises only changed chunks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+def stable_hash(obj: object) -> str:
+    """A hex digest of ``obj``'s JSON form: the same on every machine and every run."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def chunk_id(text: str, voice: str, model_id: str, sound: object) -> str:
+    """A chunk's cache key: everything that changes how it sounds, and nothing else."""
+    return stable_hash([text, voice, model_id, sound])[:32]
+
+
+class ChunkCache(Protocol):
+    def get(self, key: str) -> np.ndarray | None: ...
+    def put(self, key: str, audio: np.ndarray) -> None: ...
+
+
+class MemoryChunkCache:
+    """A bounded in-process LRU of chunk audio."""
+
+    def __init__(self, max_chunks: int = 4096) -> None:
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.max_chunks = max_chunks
+
+    def get(self, key: str) -> np.ndarray | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: str, audio: np.ndarray) -> None:
+        self._items[key] = audio
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_chunks:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class FolderChunkCache:
+    """Chunk audio as ``.npy`` files in a folder (embedded mode keeps it under the data folder)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}.npy"
+
+    def get(self, key: str) -> np.ndarray | None:
+        path = self._path(key)
+        return np.load(path, allow_pickle=False) if path.exists() else None
+
+    def put(self, key: str, audio: np.ndarray) -> None:
+        tmp = self._path(key).with_suffix(".tmp.npy")
+        np.save(tmp, audio.astype(np.float32), allow_pickle=False)
+        tmp.replace(self._path(key))

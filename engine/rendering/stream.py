@@ -1,0 +1,132 @@
+"""One render as a pipeline that yields audio in text order as soon as it exists.
+
+Per batch (see :func:`~engine.rendering.planning.ramped_batches`): features, then semantic tokens
+(relaying early audio if the first chunk starts early), then each chunk vocoded; the chunk whose
+predecessors are all out is played window by window as it is vocoded, the others are held until
+their turn. Cached chunks are played when their turn comes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from engine import audio
+from engine.errors import Cancelled
+from engine.params import RenderParams
+from engine.profile import VoiceProfile
+from engine.rendering.caches import ChunkCache
+from engine.rendering.early_start import SAMPLE_RATE, EarlyStart
+from engine.rendering.planning import PlannedChunk, ramped_batches
+from engine.rendering.results import AudioPiece, Timings
+from engine.rendering.semantic import semantic_tokens
+from engine.rendering.synthesis import compute_features, timbre, vocode
+from engine.runtime import Models
+
+T = TypeVar("T")
+
+
+@dataclass
+class RenderStream:
+    """The state of one render while it streams; :meth:`pieces` runs it."""
+
+    models: Models
+    profile: VoiceProfile
+    params: RenderParams
+    chunks: list[PlannedChunk]
+    timings: Timings
+    started_at: float  # when the request came in, for ``timings.first_audio_s``
+    chunk_cache: ChunkCache | None = None
+    should_cancel: Callable[[], bool] | None = None
+    token_budget: Callable[[int], int] | None = None
+    first_window_frames: int | None = None
+    early_start: bool = False
+    next_out: int = 0  # the first chunk not yet played
+
+    def pieces(self) -> Iterator[AudioPiece]:
+        todo = [c for c in self.chunks if c.audio is None]
+        batches = ramped_batches(todo, self.params.batch_size)
+        ge = timbre(self.models, self.profile)
+        for batch in batches:
+            if self.should_cancel is not None and self.should_cancel():
+                raise Cancelled("rendering was cancelled")
+            yield from self._ready()  # cached chunks before this batch
+            if batch:
+                yield from self._batch(batch, todo, ge)
+
+    def _batch(self, batch: list[PlannedChunk], todo: list[PlannedChunk], ge: torch.Tensor) -> Iterator[AudioPiece]:
+        compute_features(self.models, batch, todo, self.params, self.timings)
+        early = self._early_start(batch[0], ge)
+        decoding = semantic_tokens(self.models, batch, self.profile, self.params, self.timings, self.token_budget,
+                                   early)  # fmt: skip
+        tokens = yield from self._relay(batch[0], decoding)
+        for chunk in batch:
+            started = early if early is not None and early.started and chunk is batch[0] else None
+            yield from self._finish(chunk, tokens[chunk.report.index], ge, started)
+            yield from self._ready()
+
+    def _early_start(self, head: PlannedChunk, ge: torch.Tensor) -> EarlyStart | None:
+        """An early start for the render's first chunk, when asked for and ``head`` is it."""
+        if not (self.early_start and self.next_out == 0 and head is self.chunks[0]):
+            return None
+        play = partial(vocode, self.models, chunk=head, params=self.params, ge=ge, timings=self.timings,
+                       first_frames=self.first_window_frames)  # fmt: skip
+        return EarlyStart.for_chunk(head.report.phones, self.params.speed_factor, play)
+
+    def _relay(self, chunk: PlannedChunk, decoding: Generator[np.ndarray, None, T]) -> Generator[AudioPiece, None, T]:
+        """Play the early audio, if any, until the tokens are all there; return them."""
+        while True:
+            try:
+                part = next(decoding)
+            except StopIteration as finished:
+                return finished.value
+            yield self._emit(chunk, part, False)
+
+    def _finish(self, chunk: PlannedChunk, codes: torch.Tensor, ge: torch.Tensor,
+                early: EarlyStart | None) -> Iterator[AudioPiece]:  # fmt: skip
+        """Vocode ``chunk`` (after ``early``'s audio when it started early), keep its audio, cache it
+        (unless it started early: its start is an approximation) and play it if its turn has come."""
+        live = chunk is self.chunks[self.next_out]  # everything before it is out: play it as it is vocoded
+        parts = yield from self._vocoded(chunk, codes, ge, early, live)
+        gap = np.zeros(int(self.params.fragment_interval * SAMPLE_RATE), dtype=np.float32)
+        chunk.audio = np.concatenate([*parts, gap])
+        chunk.report.samples = len(chunk.audio)
+        if self.chunk_cache is not None and early is None:
+            self.chunk_cache.put(chunk.report.id, chunk.audio)
+        if live:
+            yield self._emit(chunk, gap, True)
+            self.next_out += 1
+
+    def _vocoded(self, chunk: PlannedChunk, codes: torch.Tensor, ge: torch.Tensor, early: EarlyStart | None,
+                 live: bool) -> Generator[AudioPiece, None, list[np.ndarray]]:  # fmt: skip
+        """The chunk's audio parts, each played as it comes when ``live``; after an early start, the
+        exact audio from where the early audio stopped, crossfaded into it."""
+        first = self.first_window_frames if live and self.next_out == 0 else None
+        parts = [early.played] if early is not None else []
+        skip = len(early.played) // audio.HOP if early is not None else 0
+        if early is not None and not torch.equal(codes[: len(early.prefix)], early.prefix):
+            chunk.report.problems.append("early audio came from an attempt the guards rejected")
+        for part in vocode(self.models, codes, chunk, self.params, ge, self.timings, first, skip):
+            part = early.hand_over(part) if early is not None else part
+            parts.append(part)
+            if live:
+                yield self._emit(chunk, part, False)
+        return parts
+
+    def _ready(self) -> Iterator[AudioPiece]:
+        """Every chunk whose turn has come and whose audio is already there, whole."""
+        while self.next_out < len(self.chunks) and self.chunks[self.next_out].audio is not None:
+            chunk = self.chunks[self.next_out]
+            yield self._emit(chunk, chunk.audio, True)
+            self.next_out += 1
+
+    def _emit(self, chunk: PlannedChunk, part: np.ndarray, last: bool) -> AudioPiece:
+        if self.timings.first_audio_s is None:
+            self.timings.first_audio_s = time.perf_counter() - self.started_at
+        return AudioPiece(chunk.report, part, last, len(self.chunks))
