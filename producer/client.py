@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from contracts import ACTIVE, FINISHED
 from shared.schemas import (
     FinetuneRequest,
     JobAccepted,
@@ -37,7 +38,6 @@ from shared.schemas import (
 )
 from shared.settings import Settings, get_settings
 
-FINISHED = ("succeeded", "failed", "cancelled")
 OnUpdate = Callable[[JobOut], None]
 
 
@@ -278,7 +278,7 @@ class EmbeddedClient(_Common):
             # Run it here unless someone else holds it; a claim attempt on a job another live
             # process runs is refused at once, and one left by a process that died succeeds once
             # its lease has run out.
-            if job.status in ("queued", "running") and time.monotonic() - last_try[0] > 2.0:
+            if job.status in ACTIVE and time.monotonic() - last_try[0] > 2.0:
                 last_try[0] = time.monotonic()
                 self._start(job_id)
             if on_update:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from contracts import Format, JobKind, JobStatus, TextLang, VoiceLang
 from shared.settings import get_settings
 
 members_app = typer.Typer(help="Household members.", no_args_is_help=True)
@@ -170,7 +171,7 @@ def voices_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
 @voices_app.command("add")
 def voices_add(audio: Path = typer.Argument(..., exists=True, dir_okay=False, help="3-10 s WAV/FLAC/OGG/MP3"),
                transcript: str = typer.Option(..., "--transcript", "-t", help="What the recording says"),
-               language: str = typer.Option("zh", "--language", "-l", help="zh, all_zh or en"),
+               language: VoiceLang = typer.Option("zh", "--language", "-l", help="zh, all_zh or en"),
                name: str = typer.Option(None, "--name", help="Default: the file name"),
                wait: bool = typer.Option(True, help="Wait for the enrollment to finish")) -> None:
     """Upload a reference recording; prints the new voice id."""
@@ -213,8 +214,8 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
 def submit(source: str = typer.Argument(None, help="A text file, or - for stdin"),
            text: str = typer.Option(None, "--text", help="The entry itself, instead of a file"),
            voice: str = typer.Option(..., "--voice", "-v", help="Voice id (see `echodiary voices`)"),
-           lang: str = typer.Option("zh", "--lang", help="zh, all_zh, en or auto"),
-           fmt: str = typer.Option("wav", "--format", "-f", help="wav, flac, ogg or mp3"),
+           lang: TextLang = typer.Option("zh", "--lang", help="zh, all_zh, en or auto"),
+           fmt: Format = typer.Option("wav", "--format", "-f", help="wav, flac, ogg or mp3"),
            param: list[str] = typer.Option([], "--param", "-p", help="Synthesis parameter NAME=VALUE (top_k, seed, ...)"),
            idempotency_key: str = typer.Option(None, "--idempotency-key", help="Same key again: same job"),
            wait: bool = typer.Option(False, "--wait", "-w", help="Wait with a progress bar"),
@@ -262,7 +263,7 @@ def download(job_id: str, output: Path = typer.Option(None, "--output", "-o", he
 
 
 def jobs_list(limit: int = typer.Option(20, min=1, max=100), offset: int = typer.Option(0, min=0),
-              job_status: str = typer.Option(None, "--status"), kind: str = typer.Option(None),
+              job_status: JobStatus | None = typer.Option(None, "--status"), kind: JobKind | None = typer.Option(None),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Your jobs, newest first."""
     page = _guarded(_client().jobs)(limit, offset, job_status, kind)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
+from contracts import FORMATS
 from producer.api.deps import get_backend
-from shared.keys import FORMATS
 from shared.service import Backend
 from shared.storage import CONTENT_TYPES, LocalStorage, NotFound
 
