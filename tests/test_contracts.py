@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import io
 import math
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +35,7 @@ from engine.text.segment import METHODS
 from producer.cli import app as cli_app
 from shared.tables import Job
 
+REPO = Path(__file__).resolve().parents[1]
 SAMPLE_TEXT = {"zh": "今天天气很好。", "all_zh": "今天天气很好。", "en": "The weather is nice today.",
                "auto": "今天天气很好, the weather is nice."}  # fmt: skip
 
@@ -75,6 +79,13 @@ def stack(tmp_path_factory):
     s.voice_id = s.ready_voice(s.me)
     yield s
     s.client.close()
+
+
+def test_contracts_are_the_bottom_layer():
+    probe = ("import sys, contracts; print(sorted({m.split('.')[0] for m in sys.modules}"
+             " & {'engine', 'shared', 'producer', 'worker', 'ops', 'torch'}))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
 
 
 def test_every_numeric_parameter_is_bounded_on_both_sides():
