@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
+from contracts import FORMATS
 from engine.errors import EngineError
 from engine.watermark import labels, metadata
 from engine.watermark.embed import embed
@@ -22,7 +23,6 @@ from engine.watermark.keys import Keyring
 from engine.watermark.labels import AigcLabel
 from engine.watermark.pattern import resample
 
-FORMATS = ("wav", "flac", "ogg", "mp3")
 C2PA_FORMATS = ("wav", "flac", "mp3")  # what the C2PA SDK embeds into; Ogg files go unsigned
 PEAK_DBFS = -1.0
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from contracts import FINISHED
 from shared.schemas import (
     FinetuneRequest,
     JobAccepted,
@@ -37,7 +38,6 @@ from shared.schemas import (
 )
 from shared.settings import Settings, get_settings
 
-FINISHED = ("succeeded", "failed", "cancelled")
 OnUpdate = Callable[[JobOut], None]
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 import uuid
 
+from contracts import FORMATS
+
 _ID = re.compile(r"^[0-9a-f]{32}$")
-FORMATS = ("wav", "flac", "ogg", "mp3")
 
 
 def new_id() -> str:

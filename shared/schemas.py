@@ -9,19 +9,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-TEXT_LANGS = ("zh", "all_zh", "en", "auto")
-VOICE_LANGS = ("zh", "all_zh", "en")
-FORMATS = ("wav", "flac", "ogg", "mp3")
-SPLIT_METHODS = ("cut0", "cut1", "cut2", "cut3", "cut4", "cut5")
+from contracts import (
+    FORMATS,
+    PARAM_NAMES,
+    SPLIT_METHODS,
+    TEXT_LANGS,
+    VOICE_LANGS,
+    Format,
+    JobKind,
+    JobStatus,
+    SynthesisParams,
+    TextLang,
+    optional_overrides,
+)
 
-TextLang = Literal["zh", "all_zh", "en", "auto"]
-Format = Literal["wav", "flac", "ogg", "mp3"]
-
-# The engine's own defaults apply to every parameter a request leaves out.
-PARAM_NAMES = ("top_k", "top_p", "temperature", "repetition_penalty", "text_split_method", "batch_size",
-               "speed_factor", "fragment_interval", "seed", "noise_scale")
+__all__ = ["FORMATS", "PARAM_NAMES", "SPLIT_METHODS", "TEXT_LANGS", "VOICE_LANGS", "Format", "TextLang"]  # re-exported
 
 
 def timestamp(t: float | None) -> datetime | None:
@@ -48,21 +52,17 @@ class MemberCreated(MemberOut):
     token: str = Field(description="The member's API token. Shown once: it is stored only as a hash.")
 
 
-class SynthesisRequest(Request):
+class _SynthesisBody(Request):
     text: str = Field(min_length=1, description="The diary entry to read out.")
     voice_id: str = Field(min_length=1, max_length=64)
-    text_lang: TextLang = "zh"
+    text_lang: TextLang = SynthesisParams.model_fields["text_lang"].default
     format: Format = "wav"
-    top_k: int | None = Field(None, ge=1, le=100)
-    top_p: float | None = Field(None, gt=0, le=1)
-    temperature: float | None = Field(None, gt=0, le=2)
-    repetition_penalty: float | None = Field(None, ge=1, le=2)
-    text_split_method: Literal["cut0", "cut1", "cut2", "cut3", "cut4", "cut5"] | None = None
-    batch_size: int | None = Field(None, ge=1, le=64)
-    speed_factor: float | None = Field(None, ge=0.5, le=2)
-    fragment_interval: float | None = Field(None, ge=0, le=3)
-    seed: int | None = Field(None, ge=-1, le=2**32 - 1)
-    noise_scale: float | None = Field(None, ge=0, le=1)
+
+
+# The synthesis parameters follow, each an optional override with the engine's own bounds (the
+# engine's defaults apply to every parameter a request leaves out): one definition, in contracts.
+SynthesisRequest = create_model("SynthesisRequest", __base__=_SynthesisBody, __module__=__name__,
+                                **optional_overrides(PARAM_NAMES))
 
 
 class FinetuneRequest(Request):
@@ -120,8 +120,8 @@ class Result(BaseModel):
 
 class JobOut(BaseModel):
     job_id: str
-    kind: Literal["enroll", "synthesis", "finetune"]
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    kind: JobKind
+    status: JobStatus
     voice_id: str | None
     lane: str
     progress: Progress

@@ -12,19 +12,29 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from contracts import (
+    ACTIVE,
+    BACKGROUND,
+    CANCELLED,
+    ENROLL,
+    FAILED,
+    FINETUNE,
+    FINISHED,
+    INTERACTIVE,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    SYNTHESIS,
+)
 from shared.keys import new_id
 
-# Job kinds and statuses. A job's life: queued -> running -> succeeded | failed | cancelled.
-# running -> queued happens only when a worker vanished (its lease ran out) or let go of the job
-# after a transient error; another worker then takes it over.
-ENROLL, SYNTHESIS, FINETUNE = "enroll", "synthesis", "finetune"
-KINDS = (ENROLL, SYNTHESIS, FINETUNE)
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
-ACTIVE = (QUEUED, RUNNING)
-FINISHED = (SUCCEEDED, FAILED, CANCELLED)
-
-# Lanes: short interactive work goes ahead of long background renders.
-INTERACTIVE, BACKGROUND = "interactive", "background"
+# Job kinds, statuses and lanes come from contracts (the life cycle is described there) and are
+# re-exported here for the SQL layer; the columns below hold exactly those strings.
+__all__ = [
+    "ACTIVE", "BACKGROUND", "CANCELLED", "DELETING", "ENROLL", "ENROLLING", "FAILED", "FINETUNE", "FINISHED",
+    "INTERACTIVE", "QUEUED", "READY", "RUNNING", "SUCCEEDED", "SYNTHESIS", "VOICE_FAILED",
+    "ApiToken", "Job", "JobChunk", "Member", "Voice", "now",
+]  # fmt: skip
 
 # Voice statuses.
 ENROLLING, READY, VOICE_FAILED, DELETING = "enrolling", "ready", "failed", "deleting"

@@ -16,7 +16,7 @@ from pathlib import Path
 import grimp
 
 REPO = Path(__file__).resolve().parents[1]
-PRODUCT = ("engine", "producer", "worker", "shared")
+PRODUCT = ("contracts", "engine", "producer", "worker", "shared")
 
 
 def test_the_import_contracts_in_pyproject_hold():

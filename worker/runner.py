@@ -18,7 +18,7 @@ from sqlmodel import Session
 from shared import job_state, keys, service
 from shared.service import Backend
 from shared.storage import CONTENT_TYPES, StorageUnavailable
-from shared.tables import ENROLL, FINETUNE, READY, SYNTHESIS, Job, Voice, now
+from shared.tables import CANCELLED, ENROLL, FAILED, FINETUNE, READY, SUCCEEDED, SYNTHESIS, Job, Voice, now
 from worker import pipeline
 from worker.cancel import cancel_checker
 from worker.chunks import StorageChunkCache, VoiceChunkCache
@@ -87,7 +87,7 @@ def _run_kind(ctx: Context) -> str:
     except Cancelled:
         with db.write() as session:
             ok = job_state.mark_cancelled(session, job.id, ctx.lease.attempt)
-        return "cancelled" if ok else "lost"
+        return CANCELLED if ok else "lost"
     except LostJob:
         return "lost"
     except BaseException as exc:
@@ -112,7 +112,7 @@ def _run_kind(ctx: Context) -> str:
             failed = job_state.fail(session, job.id, ctx.lease.attempt, message)
             if failed and job.kind == ENROLL and job.voice_id:
                 service.voice_failed(session, job.voice_id, message)
-        return "failed" if failed else "lost"
+        return FAILED if failed else "lost"
 
 
 def _voice(session: Session, job: Job) -> Voice:
@@ -145,7 +145,7 @@ def _enroll(ctx: Context) -> str:
         _drop_orphan(backend, job, key)
         return "lost"
     pipeline.forget_voice(backend.settings, voice.id)
-    return "succeeded"
+    return SUCCEEDED
 
 
 def _synthesize(ctx: Context) -> str:
@@ -185,7 +185,7 @@ def _synthesize(ctx: Context) -> str:
     if not done:
         _drop_orphan(backend, job, key)
         return "lost"
-    return "succeeded"
+    return SUCCEEDED
 
 
 def _finetune(ctx: Context) -> str:
@@ -212,12 +212,12 @@ def _finetune(ctx: Context) -> str:
     if previous and previous != key:
         backend.storage.delete(previous)
     pipeline.forget_voice(backend.settings, voice.id)
-    return "succeeded"
+    return SUCCEEDED
 
 
 def _drop_orphan(backend: Backend, job: Job, key: str) -> None:
     """We wrote ``key`` but could not record it. Delete it unless another attempt of the job owns it."""
     with backend.db.read() as session:
         current = session.get(Job, job.id)
-    if current is None or current.status in ("cancelled", "failed"):
+    if current is None or current.status in (CANCELLED, FAILED):
         backend.storage.delete(key)

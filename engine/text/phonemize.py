@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from contracts import TEXT_LANGS
 from engine.errors import BadText
 from engine.text.chunker import MAX_TEXT_CHARS, check_text
 from engine.text.cleaner import clean_text
 from engine.text.langsplit import split_languages
 
-LANGUAGES = ("zh", "all_zh", "en", "auto")
+LANGUAGES = TEXT_LANGS
 _MIN_PHONES = 6  # fewer phones than this and upstream retries with a leading "."
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from contracts import SplitMethod
 from engine.errors import BadText
 
 # Marks after which a sentence may end (upstream `splits`).
@@ -94,7 +95,7 @@ def cut5(text: str) -> str:
     return _keep(pieces, _CUT5_MARKS)
 
 
-METHODS: dict[str, Callable[[str], str]] = {
+METHODS: dict[SplitMethod, Callable[[str], str]] = {  # the names contracts.SPLIT_METHODS lists
     "cut0": cut0, "cut1": cut1, "cut2": cut2, "cut3": cut3, "cut4": cut4, "cut5": cut5,
 }  # fmt: skip
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from contracts import Format, JobKind, JobStatus, TextLang
 from producer.cli.calls import connect_client, err, finish, guarded, print_json, show_progress
 from shared.settings import get_settings
 
@@ -27,8 +28,8 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
 def submit(source: str = typer.Argument(None, help="A text file, or - for stdin"),
            text: str = typer.Option(None, "--text", help="The entry itself, instead of a file"),
            voice: str = typer.Option(..., "--voice", "-v", help="Voice id (see `echodiary voices`)"),
-           lang: str = typer.Option("zh", "--lang", help="zh, all_zh, en or auto"),
-           fmt: str = typer.Option("wav", "--format", "-f", help="wav, flac, ogg or mp3"),
+           lang: TextLang = typer.Option("zh", "--lang", help="zh, all_zh, en or auto"),
+           fmt: Format = typer.Option("wav", "--format", "-f", help="wav, flac, ogg or mp3"),
            param: list[str] = typer.Option([], "--param", "-p", help="Synthesis parameter NAME=VALUE (top_k, seed, ...)"),
            idempotency_key: str = typer.Option(None, "--idempotency-key", help="Same key again: same job"),
            wait: bool = typer.Option(False, "--wait", "-w", help="Wait with a progress bar"),
@@ -76,7 +77,7 @@ def download(job_id: str, output: Path = typer.Option(None, "--output", "-o", he
 
 
 def jobs_list(limit: int = typer.Option(20, min=1, max=100), offset: int = typer.Option(0, min=0),
-              job_status: str = typer.Option(None, "--status"), kind: str = typer.Option(None),
+              job_status: JobStatus | None = typer.Option(None, "--status"), kind: JobKind | None = typer.Option(None),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Your jobs, newest first."""
     page = guarded(connect_client().jobs)(limit, offset, job_status, kind)

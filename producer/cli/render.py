@@ -14,9 +14,8 @@ from pathlib import Path
 
 import typer
 
+from contracts import FORMATS, TextLang, VoiceLang
 from shared.settings import Settings
-
-FORMATS = ("wav", "flac", "ogg", "mp3")
 
 
 def _progress(console):  # noqa: ANN001, ANN202 - rich.progress.Progress
@@ -123,8 +122,8 @@ def register(app: typer.Typer) -> None:
         voice: Path = typer.Option(..., "--voice", help="A 3-10 s recording of your voice (wav, flac, ogg, mp3)."),
         prompt_text: str = typer.Option(..., "--prompt-text", help="Exactly what the recording says."),
         output: Path = typer.Option(Path("diary.flac"), "-o", "--output", help="Output file: .wav .flac .ogg .mp3"),
-        prompt_lang: str = typer.Option("zh", help="Language of the recording: zh or en."),
-        text_lang: str = typer.Option("zh", help="Language of the diary: zh, all_zh, en or auto."),
+        prompt_lang: VoiceLang = typer.Option("zh", help="Language of the recording: zh or en."),
+        text_lang: TextLang = typer.Option("zh", help="Language of the diary: zh, all_zh, en or auto."),
         seed: int = typer.Option(-1, help="Same seed, same audio; -1 picks one."),
         batch_size: int = typer.Option(8, help="Chunks decoded together."),
         top_k: int = typer.Option(15),

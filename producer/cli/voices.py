@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from contracts import VoiceLang
 from producer.cli.calls import connect_client, err, finish, guarded, print_json, show_progress
 from shared.settings import get_settings
 
@@ -29,7 +30,7 @@ def voices_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
 @voices_app.command("add")
 def voices_add(audio: Path = typer.Argument(..., exists=True, dir_okay=False, help="3-10 s WAV/FLAC/OGG/MP3"),
                transcript: str = typer.Option(..., "--transcript", "-t", help="What the recording says"),
-               language: str = typer.Option("zh", "--language", "-l", help="zh, all_zh or en"),
+               language: VoiceLang = typer.Option("zh", "--language", "-l", help="zh, all_zh or en"),
                name: str = typer.Option(None, "--name", help="Default: the file name"),
                wait: bool = typer.Option(True, help="Wait for the enrollment to finish")) -> None:
     """Upload a reference recording; prints the new voice id."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
+from contracts import FORMATS
 from producer.api.deps import BackendDep
-from shared.keys import FORMATS
 from shared.storage import CONTENT_TYPES, LocalStorage, NotFound
 
 router = APIRouter(tags=["files"])

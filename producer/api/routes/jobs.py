@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Query
 
+from contracts import JobKind, JobStatus
 from producer.api.deps import BackendDep, CurrentMember
 from shared import service
 from shared.schemas import JobOut, JobPage
@@ -17,8 +16,8 @@ MAX_OFFSET = 1_000_000_000  # far past any household's history; keeps the SQL OF
 @router.get("", response_model=JobPage, summary="Your jobs, newest first")
 def list_jobs(member: CurrentMember, backend: BackendDep,
               limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0, le=MAX_OFFSET),
-              status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
-              kind: Literal["enroll", "synthesis", "finetune"] | None = None) -> JobPage:
+              status: JobStatus | None = None,
+              kind: JobKind | None = None) -> JobPage:
     items, total = service.list_jobs(backend, member, limit, offset, status, kind)
     next_offset = offset + len(items) if offset + len(items) < total else None
     return JobPage(items=items, total=total, limit=limit, offset=offset, next_offset=next_offset)
