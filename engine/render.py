@@ -31,10 +31,11 @@ from engine import audio, guards
 from engine.decoding import DecodeState, DecodingOptions, LogitsHook, T2SRequest, T2SResult, decode_steps
 from engine.enroll import enroll
 from engine.errors import BadText, Cancelled
+from engine.model_files import g2pw_folders
 from engine.params import RenderParams
 from engine.profile import VoiceProfile
 from engine.runtime import Models, set_threads
-from engine.text import split_text
+from engine.text import reader_id, split_text, use_g2pw
 from engine.text_features import TextFeatures, text_features_many
 
 SAMPLE_RATE = audio.SAMPLE_RATE
@@ -237,8 +238,12 @@ class Engine:
 
     @classmethod
     def load(cls, models_dir: Path, device: str = "auto", precision: str = "auto", version: str | None = None,
-             threads: int | None = None) -> Engine:  # fmt: skip
+             threads: int | None = None, g2pw_dir: Path | None = None,
+             g2pw_tokenizer_dir: Path | None = None) -> Engine:  # fmt: skip
+        """``g2pw_dir``/``g2pw_tokenizer_dir``: Chinese polyphone model and its tokenizer (default
+        ``<models>/G2PWModel`` and the models folder's BERT); no such folder reads with pypinyin."""
         set_threads(threads)
+        use_g2pw(*g2pw_folders(Path(models_dir), g2pw_dir, g2pw_tokenizer_dir))
         return cls(Models.from_folder(Path(models_dir), version, device, precision))
 
     # -- voices -------------------------------------------------------------------------------
@@ -255,7 +260,7 @@ class Engine:
         voice = profile.fingerprint()
         sound = params.sound_key()
         return [
-            ChunkReport(i, _stable_hash([seg, voice, self.models.model_id, sound])[:32], seg)
+            ChunkReport(i, _stable_hash([seg, voice, self.models.model_id, sound, reader_id()])[:32], seg)
             for i, seg in enumerate(segments)
         ]
 

@@ -29,7 +29,8 @@ def get_engine(settings: Settings) -> Any:  # noqa: ANN401 - engine.render.Engin
             from engine.render import Engine
 
             _engine = Engine.load(settings.models_dir, device=settings.device, precision=settings.precision,
-                                  threads=settings.threads)
+                                  threads=settings.threads, g2pw_dir=settings.g2pw_dir,
+                                  g2pw_tokenizer_dir=settings.g2pw_tokenizer_dir)
             _engine_key = key
         return _engine
 

@@ -45,13 +45,14 @@ def check(folder: Path = typer.Argument(..., help="The models folder to inspect.
     from rich.table import Table
 
     from engine.model_files import check_models, detect_version
+    from shared.settings import get_settings
 
     console = Console()
     if not folder.is_dir():
         console.print(f"[red]{folder} is not a folder.[/red] Put the official GPT-SoVITS files there "
                       "(see README, 'Models') or run `echodiary models download`.")
         raise typer.Exit(1)
-    reports = check_models(folder)
+    reports = check_models(folder, g2pw_dir=get_settings().g2pw_dir)
     table = Table("file", "kind", "status", "detail")
     for report in reports:
         status = "[green]ok[/green]" if report.ok else "[red]problem[/red]"

@@ -53,7 +53,8 @@ def render_to_file(
         raise typer.BadParameter(f"output format {fmt!r} is not supported; use {', '.join(FORMATS)}")
     started = time.perf_counter()
     with console.status("loading models"):
-        engine = Engine.load(models_dir, device=settings.device, precision=settings.precision, threads=settings.threads)
+        engine = Engine.load(models_dir, device=settings.device, precision=settings.precision, threads=settings.threads,
+                             g2pw_dir=settings.g2pw_dir, g2pw_tokenizer_dir=settings.g2pw_tokenizer_dir)
     with console.status("enrolling the voice"):
         profile = engine.enroll(reference, prompt_text, prompt_lang)
     render_params = RenderParams(**(params or {}))
