@@ -11,7 +11,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +42,14 @@ def _s2tw():  # noqa: ANN202 - opencc.OpenCC
     return opencc.OpenCC("s2tw")
 
 
-@cache
-def _pypinyin():  # noqa: ANN202
+@lru_cache(maxsize=8192)
+def _sentence_pinyin(taiwan: str) -> tuple[str, ...]:
+    """pypinyin's TONE3 reading of t2s(s2tw(sentence)) with its own phrase segmentation, one per entry."""
     from pypinyin import Style, pinyin
 
-    return pinyin, Style.TONE3
+    from engine.text.zh_normalize import to_simplified
+
+    return tuple(r[0] for r in pinyin(to_simplified(taiwan), style=Style.TONE3, neutral_tone_with_five=True))
 
 
 def _fingerprint(paths: list[Path]) -> str:
@@ -105,10 +108,7 @@ class G2PWConverter:
 
     def _fixed_readings(self, text: str) -> tuple[list[str | None], list[int]]:
         """Readings of the characters the model does not read, and the indices of those it does."""
-        from engine.text.zh_normalize import to_simplified
-
-        pinyin, tone3 = _pypinyin()
-        sentence_reading = pinyin(to_simplified(text), style=tone3, neutral_tone_with_five=True)
+        sentence_reading = _sentence_pinyin(text)
         readings: list[str | None] = [None] * len(text)
         polyphonic = []
         for i, char in enumerate(text):
@@ -117,7 +117,7 @@ class G2PWConverter:
             elif char in self.tables.monophonic:
                 readings[i] = self._pinyin_of(self.tables.monophonic[char], char)
             elif i < len(sentence_reading):
-                readings[i] = sentence_reading[i][0]
+                readings[i] = sentence_reading[i]
             else:
                 raise BadText(f"cannot read {char!r} in {text!r}")
         return readings, polyphonic
