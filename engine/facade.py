@@ -18,6 +18,7 @@ import numpy as np
 from engine import audio
 from engine.enroll import enroll
 from engine.errors import BadText
+from engine.model_files import g2pw_folders
 from engine.params import RenderParams
 from engine.profile import VoiceProfile
 from engine.rendering.caches import ChunkCache
@@ -26,6 +27,7 @@ from engine.rendering.planning import draw_seed, plan_chunks, prepare_chunks
 from engine.rendering.results import AudioPiece, ChunkReport, RenderedChunk, RenderResult, Timings
 from engine.rendering.stream import RenderStream
 from engine.runtime import Models, set_threads
+from engine.text import use_g2pw
 
 FIRST_WINDOW_FRAMES = 25  # the first 0.5 s of a stream is vocoded alone, so it plays sooner
 
@@ -38,8 +40,12 @@ class Engine:
 
     @classmethod
     def load(cls, models_dir: Path, device: str = "auto", precision: str = "auto", version: str | None = None,
-             threads: int | None = None) -> Engine:  # fmt: skip
+             threads: int | None = None, g2pw_dir: Path | None = None,
+             g2pw_tokenizer_dir: Path | None = None) -> Engine:  # fmt: skip
+        """``g2pw_dir``/``g2pw_tokenizer_dir``: Chinese polyphone model and its tokenizer (default
+        ``<models>/G2PWModel`` and the models folder's BERT); no such folder reads with pypinyin."""
         set_threads(threads)
+        use_g2pw(*g2pw_folders(Path(models_dir), g2pw_dir, g2pw_tokenizer_dir))
         return cls(Models.from_folder(Path(models_dir), version, device, precision))
 
     # -- voices -------------------------------------------------------------------------------

@@ -33,8 +33,15 @@ DISCRIMINATOR_FILES = {
     "v2Pro": "v2Pro/s2Dv2Pro.pth",
     "v2ProPlus": "v2Pro/s2Dv2ProPlus.pth",
 }
+G2PW_DIR = "G2PWModel"  # upstream keeps it at GPT_SoVITS/text/G2PWModel
 HUBERT_FILES = ("config.json", "pytorch_model.bin")
 BERT_FILES = ("config.json", "pytorch_model.bin")
+
+
+def g2pw_folders(root: Path, g2pw_dir: Path | None = None, tokenizer_dir: Path | None = None) -> tuple[Path, Path]:
+    """The g2pW folder and its tokenizer folder: the ones given, else ``<models>/G2PWModel`` and the BERT."""
+    return (Path(g2pw_dir) if g2pw_dir else Path(root) / G2PW_DIR,
+            Path(tokenizer_dir) if tokenizer_dir else Path(root) / BERT_DIR)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,67 @@ def download_models(root: Path, version: str = "v2", timeout_s: float = 20.0) ->
                 f"Could not download {rel} from {HF_REPO} ({type(exc).__name__}: {exc}).\n"
                 + missing_message(root, version, still or [rel])
             ) from exc
-    return fetched
+    return fetched + download_g2pw(root, timeout_s)
+
+
+def g2pw_by_hand(root: Path) -> str:
+    from engine.text.g2pw import ZIP_URL
+    from engine.text.g2pw.folder import DATA_FILES, ONNX_NAMES
+
+    target = Path(root) / G2PW_DIR
+    return (f"On a machine that is online, download {ZIP_URL}, unzip it and put its folder G2PWModel_1.1 "
+            f"at {target} (renamed), so that {target / ONNX_NAMES[0]} exists next to {', '.join(DATA_FILES)}. "
+            "Or point ECHODIARY_G2PW_DIR at such a folder. Until then Chinese polyphones are read with pypinyin.")
+
+
+def download_g2pw(root: Path, timeout_s: float = 20.0) -> list[Path]:
+    """Fetch upstream's G2PWModel_1.1.zip into ``<root>/G2PWModel`` (nothing if that folder exists)."""
+    import shutil
+    import tempfile
+    import urllib.request
+    import zipfile
+
+    from engine.text.g2pw import ZIP_URL, check_folder
+
+    root = Path(root)
+    target = root / G2PW_DIR
+    if target.exists():
+        return []
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".g2pw-") as tmp:
+        archive = Path(tmp) / "G2PWModel_1.1.zip"
+        try:
+            with urllib.request.urlopen(ZIP_URL, timeout=timeout_s) as response, open(archive, "wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+            with zipfile.ZipFile(archive) as zipped:
+                zipped.extractall(Path(tmp) / "unzipped")
+        except (OSError, zipfile.BadZipFile) as exc:  # URLError and timeouts are OSErrors
+            raise ModelsMissing(f"Could not download the g2pW model ({type(exc).__name__}: {exc}).\n"
+                                + g2pw_by_hand(root)) from exc
+        unzipped = Path(tmp) / "unzipped" / "G2PWModel_1.1"
+        if not unzipped.is_dir():
+            raise ModelsMissing(f"{ZIP_URL} has no folder G2PWModel_1.1.\n" + g2pw_by_hand(root))
+        check_folder(unzipped)
+        unzipped.rename(target)
+    return [target]
+
+
+def g2pw_report(root: Path, g2pw_dir: Path | None = None, tokenizer_dir: Path | None = None) -> FileReport:
+    """The g2pW folder: usable (with what it holds), absent (pypinyin reads Chinese) or broken."""
+    from engine.text.g2pw import G2PWConverter
+
+    folder, tokenizer = g2pw_folders(root, g2pw_dir, tokenizer_dir)
+    kind = "g2pW (Chinese polyphones)"
+    if not folder.exists():
+        return FileReport(str(folder), kind, True, "not found: Chinese polyphones are read with pypinyin. "
+                          + g2pw_by_hand(root))  # fmt: skip
+    try:
+        converter = G2PWConverter(folder, tokenizer)
+    except Exception as exc:  # report, don't crash
+        return FileReport(str(folder), kind, False, f"unusable: {type(exc).__name__}: {exc}")
+    tables = converter.tables
+    return FileReport(str(folder), kind, True, f"{len(tables.char_ids)} polyphonic characters, "
+                      f"{len(tables.labels)} readings; tokenizer {tokenizer}; reader {converter.reader_id}")
 
 
 @dataclass(frozen=True)
@@ -191,8 +258,11 @@ def _hf_report(folder: Path, kind: str) -> FileReport:
         return FileReport(str(folder), kind, False, f"unusable: {type(exc).__name__}: {exc}")
 
 
-def check_models(root: Path) -> list[FileReport]:
-    """Open every model file found under ``root`` and describe it; missing files are reported too."""
+def check_models(root: Path, g2pw_dir: Path | None = None) -> list[FileReport]:
+    """Open every model file found under ``root`` and describe it; missing files are reported too.
+
+    The g2pW folder (``g2pw_dir``, default ``<root>/G2PWModel``) is optional: absent, it is reported as ok.
+    """
     from engine import checkpoints
 
     root = Path(root)
@@ -232,6 +302,7 @@ def check_models(root: Path) -> list[FileReport]:
     for folder, kind in ((root / HUBERT_DIR, "HuBERT"), (root / BERT_DIR, "BERT")):
         if folder.is_dir():
             reports.append(_hf_report(folder, kind))
+    reports.append(g2pw_report(root, g2pw_dir))
     best = detect_version(root)
     if best is None:
         for rel in _missing(root, "v2"):

@@ -149,6 +149,9 @@ class Health(BaseModel):
     database: bool
     storage: bool
     broker: bool | None
+    chinese_reader: Literal["g2pw", "pypinyin"] = Field(
+        "pypinyin", description="How Chinese polyphones are read: g2pW when its folder (ECHODIARY_G2PW_DIR, "
+        "default <models>/G2PWModel) is there as seen from this server, else pypinyin.")
 
 
 class WatermarkReport(BaseModel):

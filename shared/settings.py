@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     # Folders
     data_dir: Path = Path("./data")
     models_dir: Path = Path("./models")
+    # Chinese polyphones (g2pW): None = <models_dir>/G2PWModel and the models folder's BERT tokenizer;
+    # without that folder Chinese is read with pypinyin.
+    g2pw_dir: Path | None = None
+    g2pw_tokenizer_dir: Path | None = None
 
     # Server mode; empty means embedded (SQLite under data_dir, local storage, in-process jobs).
     broker_url: str | None = None

@@ -21,11 +21,11 @@ def init_random_models(folder: Path, size: str, version: str, seed: int) -> list
     return init_random(folder, size=size, version=version, seed=seed)
 
 
-def check_models(folder: Path) -> list[Any]:
-    """One report per expected file: ``path``, ``kind``, ``ok`` and ``detail``."""
+def check_models(folder: Path, g2pw_dir: Path | None = None) -> list[Any]:
+    """One report per expected file: ``path``, ``kind``, ``ok`` and ``detail`` (g2pW: optional)."""
     from engine.model_files import check_models as check
 
-    return check(folder)
+    return check(folder, g2pw_dir=g2pw_dir)
 
 
 def models_version(folder: Path) -> str | None:

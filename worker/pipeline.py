@@ -33,7 +33,8 @@ def get_engine(settings: Settings) -> Any:  # noqa: ANN401 - engine.facade.Engin
             from engine.facade import Engine
 
             _engine = Engine.load(settings.models_dir, device=settings.device, precision=settings.precision,
-                                  threads=settings.threads)
+                                  threads=settings.threads, g2pw_dir=settings.g2pw_dir,
+                                  g2pw_tokenizer_dir=settings.g2pw_tokenizer_dir)
             _engine_key = key
         return _engine
 

@@ -17,9 +17,10 @@ def stable_hash(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def chunk_id(text: str, voice: str, model_id: str, sound: object) -> str:
-    """A chunk's cache key: everything that changes how it sounds, and nothing else."""
-    return stable_hash([text, voice, model_id, sound])[:32]
+def chunk_id(text: str, voice: str, model_id: str, sound: object, reader: str) -> str:
+    """A chunk's cache key: everything that changes how it sounds (``reader``: which Chinese reader,
+    g2pW or pypinyin, read the text), and nothing else."""
+    return stable_hash([text, voice, model_id, sound, reader])[:32]
 
 
 class ChunkCache(Protocol):

@@ -18,7 +18,7 @@ from engine.profile import VoiceProfile
 from engine.rendering.caches import ChunkCache, chunk_id
 from engine.rendering.results import ChunkReport
 from engine.runtime import Models
-from engine.text import split_text
+from engine.text import reader_id, split_text
 from engine.text_features import TextFeatures
 
 FEATURE_GROUP = 16  # chunks whose phones and BERT features are computed in one call
@@ -46,7 +46,8 @@ def plan_chunks(text: str, profile: VoiceProfile, params: RenderParams, model_id
         raise BadText("the text has nothing to read aloud")
     voice = profile.fingerprint()
     sound = params.sound_key()
-    return [ChunkReport(i, chunk_id(seg, voice, model_id, sound), seg) for i, seg in enumerate(segments)]
+    reader = reader_id()
+    return [ChunkReport(i, chunk_id(seg, voice, model_id, sound, reader), seg) for i, seg in enumerate(segments)]
 
 
 def prepare_chunks(reports: list[ChunkReport], seed: int, chunk_cache: ChunkCache | None) -> list[PlannedChunk]:

@@ -8,6 +8,8 @@
     expand_word_features(features, word2ph) -> (dim, n_phones) per-phone BERT features
     split_text(text, language, "cut0".."cut5") -> segments, as upstream's non-streaming path
     chunk_diary(text, language, ...)       -> [Chunk(id, text, index)], stable ids for caching
+    use_g2pw(model_dir, tokenizer_dir)     -> read Chinese polyphones with g2pW (None: pypinyin)
+    reader_id()                            -> "pypinyin" or "g2pw-<hash>-...": which path reads Chinese
 """
 
 from engine.text.chunker import Chunk, check_text, chunk_diary
@@ -15,6 +17,7 @@ from engine.text.cleaner import clean_text
 from engine.text.phonemize import PhoneSegment, phonemize, phonemize_segments
 from engine.text.segment import split_text
 from engine.text.symbols import expand_word_features, phones_to_ids
+from engine.text.zh_reader import reader_id, use_g2pw, use_pypinyin
 
 __all__ = [
     "Chunk",
@@ -26,5 +29,8 @@ __all__ = [
     "phonemize",
     "phonemize_segments",
     "phones_to_ids",
+    "reader_id",
     "split_text",
+    "use_g2pw",
+    "use_pypinyin",
 ]

@@ -7,6 +7,7 @@ from engine.text.en_normalize import normalize_en
 from engine.text.symbols import symbol_to_id
 from engine.text.zh_g2p import g2p_zh
 from engine.text.zh_normalize import normalize_zh
+from engine.text.zh_reader import active_reader
 
 # A silence mark typed into Chinese text: every comma phone of that text becomes this symbol.
 _SILENCE_MARKS = (("￥", "SP2"), ("^", "SP3"))
@@ -35,7 +36,7 @@ def clean_text(text: str, language: str) -> tuple[list[str], list[int] | None, s
 
 def _clean_zh(text: str) -> tuple[list[str], list[int], str]:
     norm_text = normalize_zh(text)
-    phones, word2ph = g2p_zh(norm_text)
+    phones, word2ph = g2p_zh(norm_text, active_reader())
     if len(word2ph) != len(norm_text) or sum(word2ph) != len(phones):
         raise AssertionError(f"g2p misaligned on {norm_text!r}")  # a bug of ours, not bad input
     return phones, word2ph, norm_text

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from functools import cache, lru_cache
 
 from engine.errors import BadText
-from engine.text._data import erhua_words, symbols_v2, word_set
+from engine.text._data import data_text, erhua_words, symbols_v2, word_set
 from engine.text.symbols import PUNCTUATION
 
 _SPLIT_AFTER_MARK = re.compile(r"(?<=[!?…,.\-])\s*")
@@ -322,18 +323,65 @@ def _to_symbols(initial: str, final: str) -> list[str]:
     return [parts[0], parts[1] + tone]
 
 
-def _sentence_g2p(sentence: str) -> tuple[list[str], list[int]]:
+# Base readings of a text from g2pW: sentences -> one TONE3 pinyin (or the mark) per character.
+BaseReader = Callable[[list[str]], list[list[str]]]
+_READING = re.compile(r"[a-z]+[1-5]")
+
+
+@cache
+def _corrections() -> dict[str, tuple[str, ...]]:
+    """upstream's g2pW correction table (polyphonic.rep with polyphonic-fix.rep over it)."""
+    table = {}
+    for line in data_text("g2pw_corrections.txt").splitlines():
+        if line and not line.startswith("#"):
+            word, _, readings = line.partition("\t")
+            table[word] = tuple(readings.split())
+    return table
+
+
+def _corrected(word: str, readings: list[str]) -> list[str]:
+    """The table's readings for the whole word, else the first reading of each character that is a key."""
+    table = _corrections()
+    if word in table:
+        return list(table[word])
+    return [table[ch][0] if ch in table else r for ch, r in zip(word, readings, strict=False)] + readings[len(word):]
+
+
+def _g2pw_word(word: str, readings: list[str]) -> tuple[list[str], list[str]]:
+    from pypinyin.contrib.tone_convert import to_finals_tone3, to_initials
+
+    initials, finals = [], []
+    for reading in _corrected(word, readings):
+        if not reading[:1].isalpha():
+            initials.append(reading)
+            finals.append(reading)
+        elif _READING.fullmatch(reading):
+            initials.append(to_initials(reading))
+            finals.append(to_finals_tone3(reading, neutral_tone_with_five=True))
+        else:  # pypinyin had no reading for the character (upstream fails on it)
+            raise BadText(f"cannot read the character(s) in {word!r}")
+    return initials, finals
+
+
+def _pypinyin_word(word: str) -> tuple[list[str], list[str]]:
+    initials, finals = (list(x) for x in _readings(word))
+    if not all(finals):  # e.g. 噷: pypinyin gives no final (upstream crashes here)
+        raise BadText(f"cannot read the character(s) in {word!r}")
+    return initials, finals
+
+
+def _sentence_g2p(sentence: str, base: list[str] | None) -> tuple[list[str], list[int]]:
+    """Phones of one sentence; ``base`` is g2pW's reading per character, or None for pypinyin's words."""
     _, posseg = _jieba()
-    sentence = _LATIN.sub("", sentence)
     words = _pre_merge([[w, p] for w, p in posseg.lcut(sentence)])
     phones: list[str] = []
     word2ph: list[int] = []
+    end = 0
     for word, pos in words:
+        start, end = end, end + len(word)
         if pos == "eng":
             continue
-        initials, finals = (list(x) for x in _readings(word))
-        if not all(finals):  # e.g. 噷: pypinyin gives no final (upstream crashes here)
-            raise BadText(f"cannot read the character(s) in {word!r}")
+        initials, finals = _pypinyin_word(word) if base is None else _g2pw_word(word, base[start:end])
         _bu_sandhi(word, finals)
         _yi_sandhi(word, finals)
         finals = _neutral_sandhi(word, pos, finals)
@@ -351,13 +399,18 @@ def _sentence_g2p(sentence: str) -> tuple[list[str], list[int]]:
     return phones, word2ph
 
 
-def g2p_zh(norm_text: str) -> tuple[list[str], list[int]]:
-    """Phones and word2ph (2 per syllable, 1 per mark) of normalised Chinese text."""
+def g2p_zh(norm_text: str, reader: BaseReader | None = None) -> tuple[list[str], list[int]]:
+    """Phones and word2ph (2 per syllable, 1 per mark) of normalised Chinese text.
+
+    ``reader`` (g2pW) gives the base readings of all sentences in one call; None reads with pypinyin.
+    """
+    sentences = [_LATIN.sub("", s) for s in _SPLIT_AFTER_MARK.split(norm_text) if s.strip()]
+    sentences = [s for s in sentences if s]
+    bases: list[list[str] | None] = list(reader(sentences)) if reader and sentences else [None] * len(sentences)
     phones: list[str] = []
     word2ph: list[int] = []
-    for sentence in _SPLIT_AFTER_MARK.split(norm_text):
-        if sentence.strip():
-            p, w = _sentence_g2p(sentence)
-            phones += p
-            word2ph += w
+    for sentence, base in zip(sentences, bases, strict=True):
+        p, w = _sentence_g2p(sentence, base)
+        phones += p
+        word2ph += w
     return phones, word2ph

@@ -111,6 +111,11 @@ def _traditional_to_simplified() -> dict[int, int]:
     return table
 
 
+def to_simplified(text: str) -> str:
+    """Traditional -> simplified, character by character (the table above)."""
+    return text.translate(_traditional_to_simplified())
+
+
 def _date(m: re.Match) -> str:
     out = read_digits(m.group(1)) + "年"
     if m.group(3):

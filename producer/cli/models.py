@@ -44,6 +44,7 @@ def check(folder: Path = typer.Argument(..., help="The models folder to inspect.
     from rich.console import Console
     from rich.table import Table
 
+    from shared.settings import get_settings
     from worker.models_admin import check_models, models_version
 
     console = Console()
@@ -51,7 +52,7 @@ def check(folder: Path = typer.Argument(..., help="The models folder to inspect.
         console.print(f"[red]{folder} is not a folder.[/red] Put the official GPT-SoVITS files there "
                       "(see README, 'Models') or run `echodiary models download`.")
         raise typer.Exit(1)
-    reports = check_models(folder)
+    reports = check_models(folder, g2pw_dir=get_settings().g2pw_dir)
     table = Table("file", "kind", "status", "detail")
     for report in reports:
         status = "[green]ok[/green]" if report.ok else "[red]problem[/red]"

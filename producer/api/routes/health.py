@@ -34,8 +34,9 @@ def healthz(response: Response, backend: BackendDep) -> Health:
             broker = True
         except Exception:
             broker = False
+    g2pw = (settings.g2pw_dir or settings.models_dir / "G2PWModel").is_dir()
     ok = database and storage and broker is not False
     if not ok:
         response.status_code = 503
     return Health(status="ok" if ok else "degraded", mode="embedded" if settings.embedded else "server",
-                  database=database, storage=storage, broker=broker)
+                  database=database, storage=storage, broker=broker, chinese_reader="g2pw" if g2pw else "pypinyin")
