@@ -1,6 +1,6 @@
 """Encoders fed piece by piece: each ``push`` returns the container bytes ready so far.
 
-WAV is written here: a 44-byte header whose RIFF and data sizes are 0xFFFFFFFF ("until the end",
+WAV is written here (libsndfile converts the samples): a 44-byte header whose RIFF and data sizes are 0xFFFFFFFF ("until the end",
 what streaming WAV readers expect), then 16-bit PCM; the stored file's header (``head`` after
 ``finish``) carries the real sizes. FLAC, MP3 and Ogg Opus go through libsndfile writing into a
 buffer that keeps only the bytes not yet handed out plus the file's first ``HEAD_BYTES``: libsndfile
@@ -51,9 +51,15 @@ class WavStream:
         self._data_bytes = 0
         self._started = False
         self._finished = False
+        # libsndfile converts the samples (its rounding, as the other formats get), raw: no header
+        self._buffer = HeadAndTail()
+        self._pcm = sf.SoundFile(self._buffer, "w", sample_rate, channels, format="RAW", subtype="PCM_16",
+                                 endian="LITTLE")
 
     def push(self, x: np.ndarray) -> bytes:
-        pcm = np.rint(np.clip(x, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        if x.shape[0]:
+            self._pcm.write(np.clip(x, -1.0, 1.0))
+        pcm = self._buffer.take()
         self._data_bytes += len(pcm)
         if not self._started:
             self._started = True
@@ -61,8 +67,10 @@ class WavStream:
         return pcm
 
     def finish(self) -> bytes:
+        self._pcm.close()
+        out = self.push(np.zeros((0, self.channels)))
         self._finished = True
-        return b"" if self._started else self.push(np.zeros((0, self.channels)))
+        return out
 
     @property
     def head(self) -> bytes:
