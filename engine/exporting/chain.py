@@ -41,7 +41,7 @@ from engine.watermark.keys import Keyring
 LEAD_S = 1.0
 LEAD_MAX_S = 5.0
 MIN_LOUDNESS_S = 0.5  # shorter audio keeps its level (BS.1770 needs 400 ms blocks)
-BLOCK = 2048
+BLOCK = 4096  # 128 ms at 32 kHz: fewer, larger FFT batches; at most this much waits for the next piece
 PEAK_DBFS = -1.0
 
 

@@ -8,6 +8,8 @@ well below the frame's loudest group (they are masked by it and cost little ener
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from engine.watermark.keys import WatermarkKey
@@ -93,7 +95,7 @@ def frame_deltas(frames: np.ndarray, first: int, length: int | None, signs: np.n
     """
     n = params.frame
     hop = n // params.embed_hop_div
-    window = np.sqrt(np.hanning(n + 1)[:-1])
+    window = sqrt_hann(n)
     spec = np.fft.rfft(frames * window, axis=1)
     centres = (first + np.arange(frames.shape[0])) * hop + n // 2 - n
     cell = centres // n
@@ -112,5 +114,11 @@ def frame_deltas(frames: np.ndarray, first: int, length: int | None, signs: np.n
 def ola_norm(params: MarkParams) -> float:
     """What sqrt-Hann analysis x synthesis windows sum to at hop frame / embed_hop_div."""
     n = params.frame
+    return float(np.sum(sqrt_hann(n) ** 2) / (n // params.embed_hop_div))
+
+
+@lru_cache(maxsize=4)
+def sqrt_hann(n: int) -> np.ndarray:
     window = np.sqrt(np.hanning(n + 1)[:-1])
-    return float(np.sum(window**2) / (n // params.embed_hop_div))
+    window.flags.writeable = False
+    return window
