@@ -5,6 +5,9 @@ explicit label -> loudness -> watermark -> encode -> AIGC metadata -> optional C
 The watermark comes after loudness so a level change cannot weaken it and before encoding so the
 stored file carries it; the metadata comes after encoding because it lives in the container, and
 a C2PA manifest comes last because it hashes everything before it.
+
+Everything up to the encoding runs piece by piece in ``engine.exporting.PieceExporter`` (a stream
+of a job and its stored file are the same computation); ``finish_stored`` then does the rest.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from engine.watermark.labels import AigcLabel
 FORMATS = ("wav", "flac", "ogg", "mp3")
 C2PA_FORMATS = ("wav", "flac", "mp3")  # what the C2PA SDK embeds into; Ogg files go unsigned
 PUSH_SAMPLES = 1 << 16  # export_audio feeds its chain in pieces this long: the split never changes the result
-__all__ = ["C2PA_FORMATS", "FORMATS", "OPUS_RATES", "PEAK_DBFS", "encode", "export_audio", "limit_peaks",
-           "read_label", "verify_label"]
+__all__ = ["C2PA_FORMATS", "FORMATS", "OPUS_RATES", "PEAK_DBFS", "encode", "export_audio", "finish_stored",
+           "limit_peaks", "read_label", "verify_label"]
 
 
 def export_audio(audio: np.ndarray, sample_rate: int, fmt: str, *, loudness_lufs: float | None = None,
@@ -52,14 +55,21 @@ def export_audio(audio: np.ndarray, sample_rate: int, fmt: str, *, loudness_lufs
         x = x[:, 0]
     parts = [exporter.push(x[i:i + PUSH_SAMPLES]) for i in range(0, x.shape[0], PUSH_SAMPLES)]
     parts.append(exporter.finish())
-    data = stored_bytes(exporter, b"".join(parts))
+    return finish_stored(exporter, b"".join(parts), keyring=keyring, label=label, c2pa_signer=c2pa_signer)
+
+
+def finish_stored(exporter: PieceExporter, streamed: bytes, *, keyring: Keyring | None = None,
+                  label: AigcLabel | str | None = None, c2pa_signer: object | None = None) -> bytes:
+    """The stored file from a finished exporter and all the bytes it streamed: headers as rewritten at
+    close, then the AIGC label and the C2PA manifest (the steps that need the finished file)."""
+    data = stored_bytes(exporter, streamed)
     aigc = None
     if label is not None:
         aigc = label if isinstance(label, AigcLabel) else AigcLabel(produce_id=str(label))
         if keyring is not None:
             aigc = aigc.signed(keyring.primary, metadata.content_digest(data))
         data = metadata.write_label(data, aigc)
-    if c2pa_signer is not None and fmt in C2PA_FORMATS:
+    if c2pa_signer is not None and exporter.fmt in C2PA_FORMATS:
         from engine.watermark import c2pa
 
         data = c2pa.sign(data, c2pa_signer, key_id=keyring.primary.id if keyring is not None else None, label=aigc)

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from engine.errors import EngineError
-from engine.export import export_audio, limit_peaks, read_label, verify_label
+from engine.export import export_audio, finish_stored, limit_peaks, read_label, verify_label
 from engine.exporting import LEAD_S, PieceExporter
 from engine.exporting.limiter import StreamLimiter
 from engine.exporting.marker import StreamMarker
@@ -127,13 +127,15 @@ def test_mp3_stream_holds_the_stored_samples_after_one_frame_and_the_encoder_del
 
 
 def test_streamed_file_carries_the_mark_and_label_steps_still_apply(speech, keyring):
-    streamed, _ = stream(speech, "wav", SPLITS["random"], **options(keyring))
+    streamed, exporter = stream(speech, "wav", SPLITS["random"], **options(keyring))
     audio = sf_decode(streamed)[:, 0]
     found = detect(audio, SR, keyring)
     assert found.mac_ok and unpack_payload(found.payload) == MARK
     stored = export_audio(speech, SR, "wav", **options(keyring), label="job-s1")
     assert read_label(stored).produce_id == "job-s1" and verify_label(stored, keyring)
     np.testing.assert_array_equal(sf_decode(stored)[:, 0], audio)
+    # what a worker that streamed the job stores: the same file, byte for byte
+    assert finish_stored(exporter, streamed, keyring=keyring, label="job-s1") == stored
 
 
 def test_explicit_label_comes_first_in_the_stream(speech, keyring):
