@@ -239,3 +239,13 @@ def test_bad_pieces_are_refused_clearly(keyring):
 
 
 
+
+
+def test_stereo_pieces_give_the_stored_stereo_file(speech, keyring):
+    x = np.stack([speech[: 4 * SR], 0.5 * speech[SR: 5 * SR]], axis=1)
+    stored = export_audio(x, SR, "wav", **options(keyring))
+    streamed, _ = stream(x, "wav", SPLITS["random-other"], **options(keyring))
+    audio = sf_decode(streamed)
+    assert audio.shape == (x.shape[0], 2)
+    np.testing.assert_array_equal(audio, sf_decode(stored))
+    assert detect(audio, SR, keyring).payload == pack_payload(MARK)
