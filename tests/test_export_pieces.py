@@ -44,7 +44,6 @@ def options(keyring: Keyring) -> dict:
 
 def stream(x: np.ndarray, fmt: str, sizes: list[int], **kw) -> tuple[bytes, PieceExporter]:
     """Push ``x`` in pieces of ``sizes`` (repeated to the end); the concatenated bytes."""
-    kw = {k: v for k, v in kw.items() if k != "lead_s"} | {"lead_s": kw.get("lead_s", LEAD_S)}
     exporter = PieceExporter(SR, fmt, **kw)
     out, pos, i = [], 0, 0
     while pos < x.shape[0]:
