@@ -5,33 +5,34 @@ explicit label -> loudness -> watermark -> encode -> AIGC metadata -> optional C
 The watermark comes after loudness so a level change cannot weaken it and before encoding so the
 stored file carries it; the metadata comes after encoding because it lives in the container, and
 a C2PA manifest comes last because it hashes everything before it.
+
+Everything up to the encoding runs piece by piece in ``engine.exporting.PieceExporter`` (a stream
+of a job and its stored file are the same computation); ``finish_stored`` then does the rest.
 """
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-import soundfile as sf
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from contracts import FORMATS
 from engine.errors import EngineError
-from engine.watermark import labels, metadata
-from engine.watermark.embed import embed
+from engine.exporting import PEAK_DBFS, PieceExporter
+from engine.exporting.encoders import OPUS_RATES, open_encoder
+from engine.exporting.limiter import StreamLimiter
+from engine.watermark import metadata
 from engine.watermark.keys import Keyring
 from engine.watermark.labels import AigcLabel
-from engine.watermark.pattern import resample
 
 C2PA_FORMATS = ("wav", "flac", "mp3")  # what the C2PA SDK embeds into; Ogg files go unsigned
-PEAK_DBFS = -1.0
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+PUSH_SAMPLES = 1 << 16  # export_audio feeds its chain in pieces this long: the split never changes the result
+__all__ = ["C2PA_FORMATS", "FORMATS", "OPUS_RATES", "PEAK_DBFS", "encode", "export_audio", "finish_stored",
+           "limit_peaks", "read_label", "verify_label"]
 
 
 def export_audio(audio: np.ndarray, sample_rate: int, fmt: str, *, loudness_lufs: float | None = None,
                  keyring: Keyring | None = None, payload: bytes | None = None,
                  label: AigcLabel | str | None = None, explicit_label: str = "none",
-                 c2pa_signer: object | None = None) -> bytes:
+                 c2pa_signer: object | None = None, lead_s: float | None = None) -> bytes:
     """Stored bytes for ``audio`` (float, mono or samples x channels) in ``fmt`` (wav, flac, ogg, mp3).
 
     ``keyring`` and ``payload`` together turn the watermark on (the keyring's primary key marks);
@@ -39,33 +40,46 @@ def export_audio(audio: np.ndarray, sample_rate: int, fmt: str, *, loudness_lufs
     ``label`` is the AIGC label to write, or a job id to build the default one from. The label's
     keyed hash (ReservedCode1) needs the keyring too. ``c2pa_signer`` (engine.watermark.c2pa.Signer,
     see ``load_signer``) adds a signed C2PA manifest last, to WAV, FLAC and MP3.
+
+    The audio runs through ``PieceExporter`` (see engine.exporting): ``lead_s`` is its lead, None
+    (the whole audio: loudness, cue level and mark strength from the whole file) or the streamed
+    job's lead (``engine.exporting.LEAD_S``), which gives exactly the audio a stream of that job had.
     """
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise EngineError(f"unknown audio format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    exporter = PieceExporter(sample_rate, fmt, loudness_lufs=loudness_lufs, keyring=keyring, payload=payload,
+                             explicit_label=explicit_label, lead_s=lead_s)
     x = np.asarray(audio, dtype=np.float64)
     if x.ndim == 2 and x.shape[1] == 1:
         x = x[:, 0]
-    x = labels.apply_explicit_label(x, sample_rate, explicit_label)
-    if loudness_lufs is not None:
-        x = normalize_loudness(x, sample_rate, loudness_lufs)
-    x = limit_peaks(x, sample_rate)
-    if keyring is not None:
-        if payload is None:
-            raise EngineError("watermarking needs a payload (the job's mark)")
-        x = embed(x, sample_rate, keyring.primary, payload)
-    data = encode(x, sample_rate, fmt)
+    parts = [exporter.push(x[i:i + PUSH_SAMPLES]) for i in range(0, x.shape[0], PUSH_SAMPLES)]
+    parts.append(exporter.finish())
+    return finish_stored(exporter, b"".join(parts), keyring=keyring, label=label, c2pa_signer=c2pa_signer)
+
+
+def finish_stored(exporter: PieceExporter, streamed: bytes, *, keyring: Keyring | None = None,
+                  label: AigcLabel | str | None = None, c2pa_signer: object | None = None) -> bytes:
+    """The stored file from a finished exporter and all the bytes it streamed: headers as rewritten at
+    close, then the AIGC label and the C2PA manifest (the steps that need the finished file)."""
+    data = stored_bytes(exporter, streamed)
     aigc = None
     if label is not None:
         aigc = label if isinstance(label, AigcLabel) else AigcLabel(produce_id=str(label))
         if keyring is not None:
             aigc = aigc.signed(keyring.primary, metadata.content_digest(data))
         data = metadata.write_label(data, aigc)
-    if c2pa_signer is not None and fmt in C2PA_FORMATS:
+    if c2pa_signer is not None and exporter.fmt in C2PA_FORMATS:
         from engine.watermark import c2pa
 
         data = c2pa.sign(data, c2pa_signer, key_id=keyring.primary.id if keyring is not None else None, label=aigc)
     return data
+
+
+def stored_bytes(exporter: PieceExporter, streamed: bytes) -> bytes:
+    """The stored encoding from a finished exporter's streamed bytes: headers as rewritten at close."""
+    head = exporter.stored_head
+    return head + streamed[len(head):]
 
 
 def read_label(data: bytes) -> AigcLabel | None:
@@ -94,38 +108,17 @@ def normalize_loudness(x: np.ndarray, sample_rate: int, target_lufs: float) -> n
 def limit_peaks(x: np.ndarray, sample_rate: int, ceiling_dbfs: float = PEAK_DBFS,
                 window_s: float = 0.005) -> np.ndarray:
     """Smooth look-ahead limiter: the gain dips over a few ms around peaks above the ceiling."""
-    ceiling = 10 ** (ceiling_dbfs / 20)
-    level = np.abs(x) if x.ndim == 1 else np.abs(x).max(axis=1)
-    if level.size == 0 or level.max() <= ceiling:
-        return x
-    needed = np.minimum(1.0, ceiling / np.maximum(level, 1e-12))
-    width = 2 * max(1, int(window_s * sample_rate)) + 1
-    # a moving average of a moving minimum of the same width never exceeds the needed gain
-    gain = uniform_filter1d(minimum_filter1d(needed, width, mode="nearest"), width, mode="nearest")
-    gain = np.minimum(gain, needed)
-    return x * (gain if x.ndim == 1 else gain[:, None])
+    y = np.asarray(x, dtype=np.float64)
+    limiter = StreamLimiter(sample_rate, 10 ** (ceiling_dbfs / 20), window_s)
+    column = y[:, None] if y.ndim == 1 else y
+    out = np.concatenate([limiter.push(column), limiter.finish()]) if column.shape[0] else column
+    return out[:, 0] if y.ndim == 1 else out
 
 
 def encode(x: np.ndarray, sample_rate: int, fmt: str) -> bytes:
-    """Container bytes through soundfile; Opus only takes a few rates, so OGG is resampled to 48 kHz."""
-    buf = io.BytesIO()
-    x = np.clip(x, -1.0, 1.0)
-    if fmt == "wav":
-        sf.write(buf, x, sample_rate, format="WAV", subtype="PCM_16")
-    elif fmt == "flac":
-        sf.write(buf, x, sample_rate, format="FLAC", subtype="PCM_16")
-    elif fmt == "ogg":
-        rate = sample_rate if sample_rate in OPUS_RATES else 48000
-        y = x if rate == sample_rate else _resample_any(x, sample_rate, rate)
-        sf.write(buf, np.clip(y, -1.0, 1.0), rate, format="OGG", subtype="OPUS")
-    elif fmt == "mp3":
-        sf.write(buf, x, sample_rate, format="MP3", subtype="MPEG_LAYER_III")
-    else:
-        raise EngineError(f"unknown audio format {fmt!r}")
-    return buf.getvalue()
-
-
-def _resample_any(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    if x.ndim == 1:
-        return resample(x, rate_in, rate_out)
-    return np.stack([resample(c, rate_in, rate_out) for c in x.T], axis=1)
+    """Container bytes (the stored encoding); Opus only takes a few rates, so OGG is resampled to 48 kHz."""
+    y = np.asarray(x, dtype=np.float64)
+    column = y[:, None] if y.ndim == 1 else y
+    encoder = open_encoder(fmt, sample_rate, column.shape[1])
+    streamed = encoder.push(column) + encoder.finish()
+    return encoder.head + streamed[len(encoder.head):]

@@ -98,18 +98,28 @@ LABEL_GAP_S = 0.4
 
 def apply_explicit_label(x: np.ndarray, sample_rate: int, kind: str) -> np.ndarray:
     """``x`` with the explicit label ``kind`` (none, rhythm, notice) and a short pause before it."""
-    if kind not in EXPLICIT_LABELS:
-        raise EngineError(f"unknown explicit label {kind!r}; choose one of {', '.join(EXPLICIT_LABELS)}")
+    check_explicit_label(kind)
     if kind == "none" or x.size == 0:
         return x
+    cue = explicit_cue(kind, sample_rate, float(np.max(np.abs(x))), x.shape[1] if x.ndim == 2 else None)
+    return np.concatenate([cue, x])
+
+
+def check_explicit_label(kind: str) -> None:
+    if kind not in EXPLICIT_LABELS:
+        raise EngineError(f"unknown explicit label {kind!r}; choose one of {', '.join(EXPLICIT_LABELS)}")
+
+
+def explicit_cue(kind: str, sample_rate: int, speech_peak: float, channels: int | None = None) -> np.ndarray:
+    """The cue ``kind`` (rhythm or notice) and the pause after it, to go before speech peaking at ``speech_peak``.
+
+    ``channels`` None gives a 1-D cue, else samples x channels.
+    """
     cue = rhythm_label(sample_rate) if kind == "rhythm" else spoken_notice(sample_rate)
     # the cue sits 6 dB under the speech peak, so it is clearly heard but never louder than the diary
-    peak = float(np.max(np.abs(x))) or 1.0
-    cue = cue * (0.5 * peak / max(float(np.max(np.abs(cue))), 1e-9))
+    cue = cue * (0.5 * (speech_peak or 1.0) / max(float(np.max(np.abs(cue))), 1e-9))
     cue = np.concatenate([cue, np.zeros(int(LABEL_GAP_S * sample_rate))])
-    if x.ndim == 2:
-        cue = np.repeat(cue[:, None], x.shape[1], axis=1)
-    return np.concatenate([cue, x])
+    return cue if channels is None else np.repeat(cue[:, None], channels, axis=1)
 
 
 def rhythm_label(sample_rate: int) -> np.ndarray:
