@@ -38,6 +38,9 @@ def free_port() -> int:
 
 
 def embedded_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Embedded settings. The job-system tests make their voices by the one-clip upload, which has no
+    consent recording: they allow those legacy voices unless a test says otherwise."""
+    overrides.setdefault("allow_legacy_voices", True)
     return Settings(_env_file=None, data_dir=data_dir, **overrides)
 
 

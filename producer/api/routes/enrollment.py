@@ -1,0 +1,185 @@
+"""Guided enrollment: reading scripts, a session of takes and a consent recording, finished into a voice.
+
+Takes are analysed when they arrive: a take that fails a quality gate is answered 422 with the
+gate messages (in the session's language) and the machine-readable report, and is not kept.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from producer.api.deps import current_member, form_fields, get_backend, reject_unknown_fields
+from shared import enrollment
+from shared.enrollment_schemas import (
+    ClipOut,
+    ConsentOut,
+    EnrollmentCreate,
+    EnrollmentOut,
+    NoticeOut,
+    ScriptOut,
+    TakeOut,
+    TakeRefusedOut,
+)
+from shared.schemas import VoiceCreated, timestamp
+from shared.service import Backend, Invalid
+from shared.tables import CONSENT_TAKE, TAKE_PENDING, WHOLE_SCRIPT, EnrollmentSession, EnrollmentTake, Member
+
+router = APIRouter(tags=["enrollment"])
+REFUSED = {422: {"model": TakeRefusedOut, "description": "The take failed a quality gate and was not kept"}}
+AUDIO = File(..., description="WAV, FLAC, OGG or MP3; mono or stereo, 16 kHz or more")
+
+
+# --- views (the embedded client builds the same ones) ---------------------------------------------
+
+def script_out(script: enrollment.ScriptFacts, title: str) -> ScriptOut:
+    return ScriptOut(script_id=script.script_id, language=script.language,
+                     message_language=script.message_language, title=title, sentences=list(script.sentences))
+
+
+def take_out(take: EnrollmentTake) -> TakeOut:
+    sentence = take.sentence + 1 if take.sentence >= 0 else None
+    report = take.report or {}
+    clips = [ClipOut(sentence=c["sentence_index"] + 1, seconds=c["seconds"], start=c["start"], end=c["end"],
+                     snr_db=c.get("snr_db")) for c in take.clips]
+    return TakeOut(take_id=take.id, sentence=sentence, kind=enrollment.take_kind(take.sentence), status=take.status,
+                   seconds=take.seconds, messages=[] if take.status == "accepted" else list(report.get("messages") or []),
+                   report=take.report, clips=clips, rejected=list(take.rejected), created_at=timestamp(take.created_at))
+
+
+def session_out(row: EnrollmentSession, takes: list[EnrollmentTake]) -> EnrollmentOut:
+    return EnrollmentOut(
+        enrollment_id=row.id, status=row.status, script_id=row.script_id, language=row.language,
+        voice_name=row.voice_name, statement=row.statement, notice=row.notice,
+        notice_accepted_at=timestamp(row.notice_accepted_at), takes=[take_out(t) for t in takes],
+        missing_sentences=[i + 1 for i in enrollment.missing_sentences(row, takes)],
+        consent_recorded=any(t.sentence == CONSENT_TAKE and t.status == "accepted" for t in takes),
+        can_finish=row.status == "open" and not enrollment.finish_problems(row, takes),
+        voice_id=row.voice_id, job_id=row.job_id, error=row.error, created_at=timestamp(row.created_at),
+        expires_at=timestamp(row.expires_at))
+
+
+def consent_out(voice_id: str, state: str, consent) -> ConsentOut:  # noqa: ANN001 - VoiceConsent | None
+    fields = dict(statement=None, score=None, threshold=None, model=None, one_speaker=None, clean_seconds=None,
+                  dataset_clips=None, holdout=None, created_at=None)
+    if consent is not None:
+        fields.update(statement=consent.statement, score=consent.score, threshold=consent.threshold,
+                      model=consent.model, one_speaker=consent.one_speaker, clean_seconds=consent.clean_seconds,
+                      dataset_clips=consent.dataset_clips, holdout=consent.holdout,
+                      created_at=timestamp(consent.created_at))
+    return ConsentOut(voice_id=voice_id, consent=state, usable=state != "missing", **fields)
+
+
+def refused_body(exc: enrollment.TakeRefused) -> dict:
+    return TakeRefusedOut(detail=exc.detail, messages=exc.assessment.messages,
+                          report=exc.assessment.report).model_dump(mode="json")
+
+
+def parse_sentence(sentence: str) -> int:
+    """Sentences are numbered from 1 in the API; 'all' is one take of the whole script."""
+    if sentence == "all":
+        return WHOLE_SCRIPT
+    if not sentence.isdigit() or int(sentence) < 1:
+        raise Invalid(f"sentence {sentence!r} must be a number from 1, or 'all' for the whole script")
+    return int(sentence) - 1
+
+
+def assessor(backend: Backend) -> enrollment.Assess | None:
+    """In-process in embedded mode; None (a cpu-queue job) in server mode."""
+    from worker import enrollment as work
+
+    return work.assessor(backend.settings) if backend.settings.embedded else None
+
+
+# --- scripts and texts ---------------------------------------------------------------------------
+
+@router.get("/v1/enrollments/scripts", response_model=list[ScriptOut], summary="The reading scripts")
+def list_scripts(_member: Member = Depends(current_member)) -> list[ScriptOut]:
+    from worker import enrollment as work
+
+    return [script_out(facts, title) for facts, title in work.all_scripts()]
+
+
+@router.get("/v1/enrollments/scripts/{script_id}", response_model=ScriptOut, summary="One script's sentences")
+def get_script(script_id: str, _member: Member = Depends(current_member)) -> ScriptOut:
+    from worker import enrollment as work
+
+    facts = work.script_facts(script_id)
+    return script_out(facts, work.script_title(script_id))
+
+
+@router.get("/v1/enrollments/notice", response_model=NoticeOut,
+            summary="What a member accepts before enrolling (own voice only; outputs watermarked and labelled)")
+def notice(language: str = Query("zh", pattern="^(zh|en)$"), _member: Member = Depends(current_member)) -> NoticeOut:
+    return NoticeOut(language=language, notice=enrollment.NOTICES[language])
+
+
+# --- sessions ------------------------------------------------------------------------------------
+
+@router.post("/v1/enrollments", status_code=201, response_model=EnrollmentOut,
+             summary="Start an enrollment session (needs accept_notice=true)")
+def start(body: EnrollmentCreate, response: Response, member: Member = Depends(current_member),
+          backend: Backend = Depends(get_backend)) -> EnrollmentOut:
+    from worker import enrollment as work
+
+    facts = work.script_facts(body.script_id)
+    language = body.language or facts.message_language
+    row = enrollment.start_session(backend, member, facts, body.voice_name, body.accept_notice,
+                                   work.consent_statement(member.name, language), language)
+    response.headers["Location"] = f"/v1/enrollments/{row.id}"
+    return session_out(row, [])
+
+
+@router.get("/v1/enrollments/{enrollment_id}", response_model=EnrollmentOut,
+            summary="A session: its takes with their quality reports, and what is still missing")
+def get(enrollment_id: str, member: Member = Depends(current_member),
+        backend: Backend = Depends(get_backend)) -> EnrollmentOut:
+    return session_out(*enrollment.get_session(backend, member, enrollment_id))
+
+
+def _upload(backend: Backend, member: Member, enrollment_id: str, sentence: int, audio: UploadFile,
+            sent: set[str], response: Response) -> TakeOut | JSONResponse:
+    reject_unknown_fields(sent, {"audio"})
+    data = audio.file.read(backend.settings.max_upload_bytes + 1)
+    try:
+        take = enrollment.add_take(backend, member, enrollment_id, sentence, data, assessor(backend))
+    except enrollment.TakeRefused as exc:
+        return JSONResponse(refused_body(exc), status_code=422)
+    response.status_code = 202 if take.status == TAKE_PENDING else 201
+    return take_out(take)
+
+
+@router.put("/v1/enrollments/{enrollment_id}/takes/{sentence}", status_code=201, response_model=TakeOut,
+            responses={**REFUSED, 202: {"model": TakeOut, "description": "Still being analysed; read the session"}},
+            summary="Upload the take of one sentence (numbered from 1), or 'all' for the whole script; "
+                    "a new take of a sentence replaces the old one once it passes")
+def put_take(enrollment_id: str, sentence: str, response: Response, audio: UploadFile = AUDIO,
+             sent: set[str] = Depends(form_fields), member: Member = Depends(current_member),
+             backend: Backend = Depends(get_backend)) -> TakeOut | JSONResponse:
+    return _upload(backend, member, enrollment_id, parse_sentence(sentence), audio, sent, response)
+
+
+@router.put("/v1/enrollments/{enrollment_id}/consent", status_code=201, response_model=TakeOut,
+            responses={**REFUSED, 202: {"model": TakeOut, "description": "Still being analysed; read the session"}},
+            summary="Upload your reading of the session's consent statement")
+def put_consent(enrollment_id: str, response: Response, audio: UploadFile = AUDIO,
+                sent: set[str] = Depends(form_fields), member: Member = Depends(current_member),
+                backend: Backend = Depends(get_backend)) -> TakeOut | JSONResponse:
+    return _upload(backend, member, enrollment_id, CONSENT_TAKE, audio, sent, response)
+
+
+@router.post("/v1/enrollments/{enrollment_id}/finish", status_code=202, response_model=VoiceCreated,
+             summary="Turn the takes into a voice (a job: speaker checks, reference, fine-tuning dataset)")
+def finish(enrollment_id: str, response: Response, member: Member = Depends(current_member),
+           backend: Backend = Depends(get_backend)) -> VoiceCreated:
+    row, job = enrollment.finish_session(backend, member, enrollment_id)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return VoiceCreated(voice_id=row.voice_id or "", job_id=job.id, kind=job.kind, status=job.status)
+
+
+@router.get("/v1/voices/{voice_id}/consent", response_model=ConsentOut, tags=["voices"],
+            summary="A voice's consent: statement, speaker-check score, threshold and model, dataset")
+def voice_consent(voice_id: str, member: Member = Depends(current_member),
+                  backend: Backend = Depends(get_backend)) -> ConsentOut:
+    voice, state, consent = enrollment.get_consent(backend, member, voice_id)
+    return consent_out(voice.id, state, consent)
