@@ -34,6 +34,11 @@ class NoticeOut(BaseModel):
     notice: str = Field(description="What the member accepts before a session starts (recorded with it)")
 
 
+class StatementOut(BaseModel):
+    language: str
+    statement: str = Field(description="The consent statement to read aloud, naming you and today's date")
+
+
 class ClipOut(BaseModel):
     sentence: int = Field(description="Script sentence, numbered from 1")
     seconds: float

@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_cli(data_dir: Path, *args: str, models: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECHODIARY_")}
-    env.update(ECHODIARY_DATA_DIR=str(data_dir), ECHODIARY_DEVICE="cpu", ECHODIARY_THREADS="1")
+    env.update(ECHODIARY_DATA_DIR=str(data_dir), ECHODIARY_DEVICE="cpu", ECHODIARY_THREADS="1",
+               ECHODIARY_ALLOW_LEGACY_VOICES="true")  # `voices add` makes one-clip voices, without consent
     if models is not None:
         env["ECHODIARY_MODELS_DIR"] = str(models)
     return subprocess.run([sys.executable, "-m", "producer.cli", *args], cwd=data_dir.parent, env=env,

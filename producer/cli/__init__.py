@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from producer.cli import backup, jobs, models, render, watermark
+from producer.cli import backup, enroll, jobs, models, render, watermark
 
 app = typer.Typer(
     name="echodiary",
@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (models, render, jobs, watermark, backup):
+for module in (models, render, jobs, watermark, backup, enroll):
     module.register(app)
 
 

@@ -18,6 +18,7 @@ from shared.enrollment_schemas import (
     EnrollmentOut,
     NoticeOut,
     ScriptOut,
+    StatementOut,
     TakeOut,
     TakeRefusedOut,
 )
@@ -112,6 +113,15 @@ def get_script(script_id: str, _member: Member = Depends(current_member)) -> Scr
             summary="What a member accepts before enrolling (own voice only; outputs watermarked and labelled)")
 def notice(language: str = Query("zh", pattern="^(zh|en)$"), _member: Member = Depends(current_member)) -> NoticeOut:
     return NoticeOut(language=language, notice=enrollment.NOTICES[language])
+
+
+@router.get("/v1/enrollments/consent-text", response_model=StatementOut,
+            summary="The consent statement you will read (a session stores its own copy when it starts)")
+def consent_text(language: str = Query("zh", pattern="^(zh|en)$"),
+                 member: Member = Depends(current_member)) -> StatementOut:
+    from worker import enrollment as work
+
+    return StatementOut(language=language, statement=work.consent_statement(member.name, language))
 
 
 # --- sessions ------------------------------------------------------------------------------------
