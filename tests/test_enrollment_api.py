@@ -14,12 +14,13 @@ import pytest
 from enrollment_audio import OTHER, SPEAKER, needs_espeak
 from fastapi.testclient import TestClient
 from jobs_fixtures import audio_bytes, embedded_settings, wait_until
+from sqlalchemy import select
 
 from engine.enrollment import espeak
 from engine.enrollment.scripts import get_script
 from producer.api import create_app
 from shared import enrollment, service
-from shared.tables import READY, EnrollmentSession, Voice
+from shared.tables import READY, EnrollmentSession, Job, Voice
 
 pytest_plugins = ["enrollment_fixtures"]
 pytestmark = needs_espeak
@@ -216,3 +217,34 @@ def test_an_abandoned_session_expires_and_its_audio_is_deleted(api):
     assert view["status"] == "expired" and view["takes"] == []
     r = api.put(f"/v1/enrollments/{sid}/takes/1", spoken(script.sentences[0], SPEAKER))
     assert r.status_code == 409 and "expired" in r.json()["detail"]
+
+
+def test_in_server_mode_a_take_is_analysed_by_a_cpu_queue_job(tmp_data_dir):
+    """The server path of add_take (no in-process assessor): a job on the cpu queue, run here by a
+    publisher that hands it to run_job in a thread, as a Celery worker would."""
+    import threading
+
+    from worker.runner import run_job
+
+    published = []
+
+    def publish(dispatch) -> None:  # noqa: ANN001 - job_state.Dispatch
+        published.append(dispatch)
+        threading.Thread(target=run_job, args=(backend, dispatch.job_id), daemon=True).start()
+
+    backend = service.open_backend(embedded_settings(tmp_data_dir, allow_legacy_voices=False), publish)
+    member, _ = service.create_member(backend, "ann")
+    script = get_script("en-1")
+    facts = enrollment.ScriptFacts(script.id, script.language, script.message_language, script.sentences)
+    row = enrollment.start_session(backend, member, facts, "me", True, "I am ann.", "en")
+    take = enrollment.add_take(backend, member, row.id, 0, spoken(script.sentences[0], SPEAKER), None)
+    assert take.status == "accepted" and [c["sentence_index"] for c in take.clips] == [0]
+    assert [(d.kind, d.queue) for d in published] == [("enroll", "cpu")]
+    silence = espeak.wav_bytes(np.zeros(22050 * 4, np.float32), 22050)
+    with pytest.raises(enrollment.TakeRefused) as refused:
+        enrollment.add_take(backend, member, row.id, 1, silence, None)
+    assert "speech_ratio" in refused.value.assessment.report["failed"]
+    assert backend.storage.list("members/") == [take.audio_key]  # the refused take's audio is gone
+    with backend.db.read() as session:
+        jobs = session.exec(select(Job.status)).scalars().all()
+    assert jobs == ["succeeded", "succeeded"]
