@@ -187,7 +187,7 @@ class EmbeddedEnrollment:
         from shared import enrollment
 
         voice, state, consent = self._call(enrollment.get_consent, self.client.backend, self.client.member, voice_id)
-        return consent_out(voice.id, state, consent)
+        return consent_out(self.client.backend, voice, state, consent)
 
 
 def enrollment_for(client: Client | EmbeddedClient) -> HttpEnrollment | EmbeddedEnrollment:

@@ -128,7 +128,13 @@ def dataset_prefix(member_id: str, voice_id: str) -> str:
 
 
 def holdout_key(member_id: str, voice_id: str) -> str:
+    """The member's own recording of the held-out sentence (the A of the A/B pair)."""
     return keys.voice_prefix(member_id, voice_id) + "ab/recording.flac"
+
+
+def ab_synthesis_key(member_id: str, voice_id: str) -> str:
+    """The held-out sentence rendered in the new voice (the B)."""
+    return keys.voice_prefix(member_id, voice_id) + "ab/synthesis.flac"
 
 
 # --- sessions ------------------------------------------------------------------------------------

@@ -101,5 +101,9 @@ class ConsentOut(BaseModel):
     one_speaker: dict[str, Any] | None = Field(description="The check that every take is the same speaker")
     clean_seconds: float | None = Field(description="Seconds of clean speech collected")
     dataset_clips: int | None = Field(description="Clips in the fine-tuning dataset")
-    holdout: dict[str, Any] | None = Field(description="The held-out sentence (the A/B recording)")
+    holdout: dict[str, Any] | None = Field(
+        description="A/B: the held-out script sentence (not the reference, not trained on), and the speaker "
+                    "similarity of the member's recording of it and its synthesis in this voice")
+    ab_recording_url: str | None = Field(None, description="The member's own recording of it (a link that expires)")
+    ab_synthesis_url: str | None = Field(None, description="The same sentence in the new voice (a link that expires)")
     created_at: datetime | None

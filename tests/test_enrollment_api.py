@@ -6,11 +6,13 @@ not allowed, as a fresh install has it: a voice is usable only with a verified c
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import jobs_fixtures
 import numpy as np
 import pytest
+import soundfile as sf
 from enrollment_audio import OTHER, SPEAKER, needs_espeak
 from fastapi.testclient import TestClient
 from jobs_fixtures import audio_bytes, embedded_settings, wait_until
@@ -135,10 +137,17 @@ def test_one_long_take_and_consent_make_a_ready_voice_usable_and_fully_deletable
     assert consent["score"] >= consent["threshold"] and consent["model"].startswith("resemblyzer")
     assert consent["statement"] == session["statement"] and consent["one_speaker"]["passed"]
     assert consent["dataset_clips"] == len(script.sentences) - 2 and consent["holdout"]["text"] in script.sentences
+    ab = consent["holdout"]  # the A/B pair: the member's recording of the held-out sentence, and its synthesis
+    assert ab["model"] == consent["model"] and -1 <= ab["similarity"] <= 1 and isinstance(ab["same_speaker"], bool)
+    recording = api.client.get(consent["ab_recording_url"].removeprefix(api.settings.api_url))
+    synthesis = api.client.get(consent["ab_synthesis_url"].removeprefix(api.settings.api_url))
+    assert recording.status_code == synthesis.status_code == 200
+    assert abs(sf.info(io.BytesIO(recording.content)).duration - ab["seconds"]) < 0.01
+    assert sf.info(io.BytesIO(synthesis.content)).duration > 0.3
     objects = api.stored()
     prefix = f"members/{api.member.id}/voices/{voice_id}/"
     assert {prefix + "reference.audio", prefix + "profile.safetensors", prefix + "consent.audio",
-            prefix + "dataset/list.txt", prefix + "ab/recording.flac"} <= set(objects)
+            prefix + "dataset/list.txt", prefix + "ab/recording.flac", prefix + "ab/synthesis.flac"} <= set(objects)
     assert len([k for k in objects if k.startswith(prefix + "dataset/") and k.endswith(".flac")]) == 12
     assert not [k for k in objects if "/enrollments/" in k]  # the takes became the voice's clips
     listing = api.backend.storage.get(prefix + "dataset/list.txt").decode().splitlines()

@@ -159,13 +159,13 @@ def _run_finish(ctx: Context) -> str:
     row, takes = _load_session(backend, job.params["enrollment_id"])
     takes = [t for t in enrollment.current_takes(takes) if t.status == TAKE_ACCEPTED]
     consent = next((t for t in takes if t.sentence == CONSENT_TAKE), None)
-    outcome, script = _outcome(backend, row, [t for t in takes if t.sentence != CONSENT_TAKE], consent)
+    outcome, script, embedder = _outcome(backend, row, [t for t in takes if t.sentence != CONSENT_TAKE], consent)
     if not outcome.ready:
         message = " ".join(outcome.messages) or "the recordings could not be turned into a voice"
         enrollment.finish_refused(backend, row.id, message)
         raise EngineError(message)
     lease.check()
-    done, stored = _store_voice(backend, row, outcome, script, consent, job.member_id)
+    done, stored = _store_voice(ctx, row, outcome, script, consent, embedder)
     with backend.db.write() as session:
         finished = job_state.finish(session, job.id, lease.attempt, progress_done=1, progress_total=1)
         ok = finished and enrollment.finish_succeeded(session, row, done)
@@ -179,7 +179,7 @@ def _run_finish(ctx: Context) -> str:
 
 
 def _outcome(backend: Backend, row: EnrollmentSession, takes: list[EnrollmentTake],
-             consent: EnrollmentTake | None) -> tuple[Any, Any]:
+             consent: EnrollmentTake | None) -> tuple[Any, Any, Any]:
     """Re-assess the kept takes (deterministic, fast) and run the speaker checks over their clips."""
     from engine.enrollment.decode import decode_take
     from engine.enrollment.pipeline import assess_take, finish_enrollment
@@ -197,12 +197,36 @@ def _outcome(backend: Backend, row: EnrollmentSession, takes: list[EnrollmentTak
                            thresholds(t.sentence), decode_limits(settings)) for t in takes]
     said = decode_take(backend.storage.get(consent.audio_key), decode_limits(settings))
     embedder = load_embedder(settings.models_dir / SV_FILE)
-    return finish_enrollment(results, Audio("consent", said.samples, said.sample_rate), script, embedder), script
+    outcome = finish_enrollment(results, Audio("consent", said.samples, said.sample_rate), script, embedder)
+    return outcome, script, embedder
 
 
-def _store_voice(backend: Backend, row: EnrollmentSession, outcome: Any, script: Any,  # noqa: ANN401
-                 consent: EnrollmentTake, member_id: str) -> tuple[FinishedVoice, list[str]]:
-    """Reference + profile, consent audio, dataset clips and their list, the A/B recording."""
+def _ab_pair(ctx: Context, profile: bytes, holdout: Any, language: str,  # noqa: ANN401
+             embedder: Any) -> tuple[bytes, dict[str, Any]]:  # noqa: ANN401
+    """The held-out sentence rendered in the new voice (watermarked and labelled like every output),
+    and its speaker similarity to the member's own recording of it."""
+    import io
+
+    import soundfile as sf
+
+    from engine.enrollment.verify import Audio, ab_similarity
+    from engine.profile import VoiceProfile
+    from worker.cancel import cancel_checker
+
+    rendered = pipeline.render(ctx.backend.settings, holdout.text, VoiceProfile.from_bytes(profile),
+                               {"text_lang": language, "seed": 0}, "flac", None, ctx.job.id,
+                               on_progress=lambda _done, _total: ctx.lease.check(),
+                               should_cancel=cancel_checker(ctx.lease))
+    samples, rate = sf.read(io.BytesIO(rendered.data), dtype="float32")
+    similarity = ab_similarity(Audio("recording", holdout.samples, holdout.sample_rate),
+                               Audio("synthesis", samples, rate), embedder)
+    return rendered.data, similarity
+
+
+def _store_voice(ctx: Context, row: EnrollmentSession, outcome: Any, script: Any,  # noqa: ANN401
+                 consent: EnrollmentTake, embedder: Any) -> tuple[FinishedVoice, list[str]]:  # noqa: ANN401
+    """Reference + profile, consent audio, dataset clips and their list, the A/B pair."""
+    backend, member_id = ctx.backend, ctx.job.member_id
     voice_id = row.voice_id or ""
     selection, storage = outcome.selection, backend.storage
     reference = selection.reference.flac_bytes()
@@ -218,8 +242,10 @@ def _store_voice(backend: Backend, row: EnrollmentSession, outcome: Any, script:
     holdout = None
     if selection.holdout is not None:
         objects[enrollment.holdout_key(member_id, voice_id)] = selection.holdout.flac_bytes()
+        synthesis, similarity = _ab_pair(ctx, profile, selection.holdout, row.voice_language, embedder)
+        objects[enrollment.ab_synthesis_key(member_id, voice_id)] = synthesis
         holdout = {"sentence": selection.holdout.sentence_index + 1, "text": selection.holdout.text,
-                   "seconds": round(selection.holdout.seconds, 3)}
+                   "seconds": round(selection.holdout.seconds, 3), **similarity}
     for key, data in objects.items():
         storage.put(key, data)
     check = outcome.consent

@@ -24,7 +24,15 @@ from shared.enrollment_schemas import (
 )
 from shared.schemas import VoiceCreated, timestamp
 from shared.service import Backend, Invalid
-from shared.tables import CONSENT_TAKE, TAKE_PENDING, WHOLE_SCRIPT, EnrollmentSession, EnrollmentTake, Member
+from shared.tables import (
+    CONSENT_TAKE,
+    TAKE_PENDING,
+    WHOLE_SCRIPT,
+    EnrollmentSession,
+    EnrollmentTake,
+    Member,
+    Voice,
+)
 
 router = APIRouter(tags=["enrollment"])
 REFUSED = {422: {"model": TakeRefusedOut, "description": "The take failed a quality gate and was not kept"}}
@@ -60,15 +68,21 @@ def session_out(row: EnrollmentSession, takes: list[EnrollmentTake]) -> Enrollme
         expires_at=timestamp(row.expires_at))
 
 
-def consent_out(voice_id: str, state: str, consent) -> ConsentOut:  # noqa: ANN001 - VoiceConsent | None
+def consent_out(backend: Backend, voice: Voice, state: str, consent) -> ConsentOut:  # noqa: ANN001 - VoiceConsent | None
     fields = dict(statement=None, score=None, threshold=None, model=None, one_speaker=None, clean_seconds=None,
                   dataset_clips=None, holdout=None, created_at=None)
+    if consent is not None and consent.holdout:
+        ttl = backend.settings.presign_ttl_s
+        fields.update(
+            ab_recording_url=backend.storage.url(enrollment.holdout_key(voice.member_id, voice.id), ttl, "a.flac"),
+            ab_synthesis_url=backend.storage.url(enrollment.ab_synthesis_key(voice.member_id, voice.id), ttl,
+                                                 "b.flac"))
     if consent is not None:
         fields.update(statement=consent.statement, score=consent.score, threshold=consent.threshold,
                       model=consent.model, one_speaker=consent.one_speaker, clean_seconds=consent.clean_seconds,
                       dataset_clips=consent.dataset_clips, holdout=consent.holdout,
                       created_at=timestamp(consent.created_at))
-    return ConsentOut(voice_id=voice_id, consent=state, usable=state != "missing", **fields)
+    return ConsentOut(voice_id=voice.id, consent=state, usable=state != "missing", **fields)
 
 
 def refused_body(exc: enrollment.TakeRefused) -> dict:
@@ -192,4 +206,4 @@ def finish(enrollment_id: str, response: Response, member: Member = Depends(curr
 def voice_consent(voice_id: str, member: Member = Depends(current_member),
                   backend: Backend = Depends(get_backend)) -> ConsentOut:
     voice, state, consent = enrollment.get_consent(backend, member, voice_id)
-    return consent_out(voice.id, state, consent)
+    return consent_out(backend, voice, state, consent)
