@@ -34,6 +34,7 @@ from shared.service import (
     TooLarge,
     UnsupportedMedia,
     _check_quotas,
+    _new_mark,
 )
 from shared.settings import Settings
 from shared.tables import (
@@ -338,6 +339,7 @@ def finish_session(backend: Backend, member: Member, session_id: str) -> tuple[E
         session.add(voice)
         job = Job(member_id=member.id, voice_id=voice.id, kind=ENROLL, lane=INTERACTIVE,
                   priority=job_state.PRIORITY[INTERACTIVE], params={"enrollment_id": row.id})
+        job.mark = _new_mark(session)  # the A/B synthesis is watermarked with it, like every output
         session.add(job)
         row.status, row.voice_id, row.job_id, row.error, row.updated_at = (
             SESSION_FINISHING, voice.id, job.id, None, now())

@@ -128,7 +128,8 @@ def test_one_long_take_and_consent_make_a_ready_voice_usable_and_fully_deletable
     r = api.client.post(f"/v1/enrollments/{sid}/finish", headers=api.auth)
     assert r.status_code == 202, r.text
     voice_id = r.json()["voice_id"]
-    assert api.finished(r.json()["job_id"])["status"] == "succeeded"
+    job = api.finished(r.json()["job_id"])
+    assert job["status"] == "succeeded", job["error"]
     voice = api.client.get(f"/v1/voices/{voice_id}", headers=api.auth).json()
     assert voice["status"] == "ready" and voice["transcript"] in script.sentences
 
@@ -144,6 +145,8 @@ def test_one_long_take_and_consent_make_a_ready_voice_usable_and_fully_deletable
     assert recording.status_code == synthesis.status_code == 200
     assert abs(sf.info(io.BytesIO(recording.content)).duration - ab["seconds"]) < 0.01
     assert sf.info(io.BytesIO(synthesis.content)).duration > 0.3
+    found = api.client.post("/v1/watermark/detect", files={"audio": ("b.flac", synthesis.content)}, headers=api.auth)
+    assert found.json()["mine"] and found.json()["job_id"] == job["job_id"]  # watermarked like every output
     objects = api.stored()
     prefix = f"members/{api.member.id}/voices/{voice_id}/"
     assert {prefix + "reference.audio", prefix + "profile.safetensors", prefix + "consent.audio",

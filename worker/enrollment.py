@@ -214,7 +214,7 @@ def _ab_pair(ctx: Context, profile: bytes, holdout: Any, language: str,  # noqa:
     from worker.cancel import cancel_checker
 
     rendered = pipeline.render(ctx.backend.settings, holdout.text, VoiceProfile.from_bytes(profile),
-                               {"text_lang": language, "seed": 0}, "flac", None, ctx.job.id,
+                               {"text_lang": language, "seed": 0}, "flac", ctx.job.mark, ctx.job.id,
                                on_progress=lambda _done, _total: ctx.lease.check(),
                                should_cancel=cancel_checker(ctx.lease))
     samples, rate = sf.read(io.BytesIO(rendered.data), dtype="float32")
