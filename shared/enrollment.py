@@ -181,8 +181,22 @@ def _open(row: EnrollmentSession) -> None:
         raise Conflict(f"enrollment {row.id} is {row.status}; it takes no more recordings")
 
 
+def _reopen_if_finish_ended(backend: Backend, row: EnrollmentSession) -> None:
+    """A finish job that failed or was cancelled without reopening the session (a crash, a cancel)
+    hands the session back to the member, with the job's error."""
+    if row.status != SESSION_FINISHING or not row.job_id:
+        return
+    with backend.db.read() as session:
+        ended = session.exec(select(Job.status, Job.error).where(
+            Job.id == row.job_id, Job.status.in_(("failed", "cancelled")))).first()
+    if ended is not None:
+        finish_refused(backend, row.id, ended.error or "the finish was cancelled; finish again when ready")
+
+
 def get_session(backend: Backend, member: Member, session_id: str) -> tuple[EnrollmentSession, list[EnrollmentTake]]:
     """The session and its current takes (the latest per sentence; pending and refused ones after)."""
+    with backend.db.read() as session:
+        _reopen_if_finish_ended(backend, _own_session(session, member, session_id))
     with backend.db.read() as session:
         row = _own_session(session, member, session_id)
         takes = session.exec(select(EnrollmentTake).where(EnrollmentTake.session_id == row.id)
@@ -239,9 +253,9 @@ def add_take(backend: Backend, member: Member, session_id: str, sentence: int, d
     ``sentence`` is 0-based, or WHOLE_SCRIPT / CONSENT_TAKE. With ``assess`` the analysis runs
     here; without it a cpu-queue job runs it and this waits up to TAKE_WAIT_S for the outcome.
     """
+    row, _ = get_session(backend, member, session_id)
+    _open(row)
     with backend.db.read() as session:
-        row = _own_session(session, member, session_id)
-        _open(row)
         if not (0 <= sentence < row.sentences or sentence in (WHOLE_SCRIPT, CONSENT_TAKE)):
             raise Invalid(f"sentence must be 1 to {row.sentences}, or 'all' for the whole script")
         _check_quotas(backend, session, member.id, new_bytes=len(data))

@@ -83,9 +83,12 @@ class EnrollmentOut(BaseModel):
 
 
 class TakeRefusedOut(BaseModel):
+    """422: a quality gate refused the take (messages and report), or the request itself is invalid
+    (detail alone)."""
+
     detail: str
-    messages: list[str]
-    report: dict[str, Any] | None
+    messages: list[str] = Field([], description="What to fix, one message per failed gate")
+    report: dict[str, Any] | None = Field(None, description="The quality analysis that refused the take")
 
 
 class ConsentOut(BaseModel):

@@ -260,3 +260,27 @@ def test_in_server_mode_a_take_is_analysed_by_a_cpu_queue_job(tmp_data_dir):
     with backend.db.read() as session:
         jobs = session.exec(select(Job.status)).scalars().all()
     assert jobs == ["succeeded", "succeeded"]
+
+
+def test_a_cancelled_finish_hands_the_session_back(tmp_data_dir):
+    from worker import enrollment as work
+
+    published = []
+    settings = embedded_settings(tmp_data_dir, allow_legacy_voices=False)
+    backend = service.open_backend(settings, published.append)  # no worker: the finish job stays queued
+    member, _ = service.create_member(backend, "ann")
+    script = get_script("en-1")
+    statement = "I am Ann, and I agree that EchoDiary may use my voice."
+    row = enrollment.start_session(backend, member, work.script_facts("en-1"), "me", True, statement, "en")
+    for i in range(3):
+        enrollment.add_take(backend, member, row.id, i, spoken(script.sentences[i], SPEAKER), work.assessor(settings))
+    enrollment.add_take(backend, member, row.id, -2, spoken(statement, SPEAKER), work.assessor(settings))
+    finishing, job = enrollment.finish_session(backend, member, row.id)
+    assert finishing.status == "finishing" and [d.job_id for d in published] == [job.id]
+    with pytest.raises(service.Conflict, match="finishing"):
+        enrollment.add_take(backend, member, row.id, 3, spoken(script.sentences[3], SPEAKER), work.assessor(settings))
+    service.cancel_job(backend, member, job.id)
+    reopened, takes = enrollment.get_session(backend, member, row.id)
+    assert reopened.status == "open" and "cancelled" in reopened.error and len(takes) == 4
+    again, second = enrollment.finish_session(backend, member, row.id)
+    assert again.voice_id == finishing.voice_id and second.id != job.id  # the same voice row, a new job

@@ -35,7 +35,8 @@ from shared.tables import (
 )
 
 router = APIRouter(tags=["enrollment"])
-REFUSED = {422: {"model": TakeRefusedOut, "description": "The take failed a quality gate and was not kept"}}
+REFUSED = {422: {"model": TakeRefusedOut,
+                  "description": "The take failed a quality gate and was not kept (or the request is invalid)"}}
 AUDIO = File(..., description="WAV, FLAC, OGG or MP3; mono or stereo, 16 kHz or more")
 
 
