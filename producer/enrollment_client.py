@@ -116,13 +116,13 @@ class EmbeddedEnrollment:
             raise
 
     def scripts(self) -> list[ScriptOut]:
-        from producer.api.routes.enrollment import script_out
+        from producer.enrollment_views import script_out
         from worker import enrollment as work
 
         return [script_out(facts, title) for facts, title in work.all_scripts()]
 
     def script(self, script_id: str) -> ScriptOut:
-        from producer.api.routes.enrollment import script_out
+        from producer.enrollment_views import script_out
         from worker import enrollment as work
 
         facts = self._call(work.script_facts, script_id)
@@ -139,7 +139,7 @@ class EmbeddedEnrollment:
         return StatementOut(language=language, statement=work.consent_statement(self.client.member.name, language))
 
     def start(self, script_id: str, voice_name: str, accept_notice: bool, language: str | None = None) -> EnrollmentOut:
-        from producer.api.routes.enrollment import session_out
+        from producer.enrollment_views import session_out
         from shared import enrollment
         from worker import enrollment as work
 
@@ -150,13 +150,13 @@ class EmbeddedEnrollment:
         return session_out(row, [])
 
     def session(self, enrollment_id: str) -> EnrollmentOut:
-        from producer.api.routes.enrollment import session_out
+        from producer.enrollment_views import session_out
         from shared import enrollment
 
         return session_out(*self._call(enrollment.get_session, self.client.backend, self.client.member, enrollment_id))
 
     def _put(self, enrollment_id: str, sentence: int, audio: Audio) -> TakeOut:
-        from producer.api.routes.enrollment import take_out
+        from producer.enrollment_views import take_out
         from shared import enrollment
         from worker import enrollment as work
 
@@ -167,7 +167,7 @@ class EmbeddedEnrollment:
         return take_out(take)
 
     def put_take(self, enrollment_id: str, sentence: int | str, audio: Audio) -> TakeOut:
-        from producer.api.routes.enrollment import parse_sentence
+        from producer.enrollment_views import parse_sentence
 
         return self._put(enrollment_id, self._call(parse_sentence, _sentence_path(sentence)), audio)
 
@@ -183,7 +183,7 @@ class EmbeddedEnrollment:
         return VoiceCreated(voice_id=row.voice_id or "", job_id=job.id, kind=job.kind, status=job.status)
 
     def consent(self, voice_id: str) -> ConsentOut:
-        from producer.api.routes.enrollment import consent_out
+        from producer.enrollment_views import consent_out
         from shared import enrollment
 
         voice, state, consent = self._call(enrollment.get_consent, self.client.backend, self.client.member, voice_id)

@@ -8,7 +8,7 @@ on for a few seconds (analysis takes well under a second, and keeping VAD and mo
 process keeps it light; a take still pending after the wait is reported as pending and the client
 reads the session again).
 
-Consent: a voice is usable only with a passed :class:`VoiceConsent` (see :func:`check_usable`).
+Consent: a voice is usable only with a passed :class:`VoiceConsent` (see :mod:`shared.consent`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from shared import job_state, keys
 from shared.audio_limits import AudioLimits, AudioRefused, check_upload
+from shared.consent import consent_state, session_prefix
 from shared.schemas import VOICE_LANGS
 from shared.service import (
     Backend,
@@ -35,6 +36,7 @@ from shared.service import (
     UnsupportedMedia,
     _check_quotas,
     _new_mark,
+    _own_voice,
 )
 from shared.settings import Settings
 from shared.tables import (
@@ -111,10 +113,6 @@ class TakeRefused(Invalid):
 
 
 # --- storage keys --------------------------------------------------------------------------------
-
-def session_prefix(member_id: str, session_id: str) -> str:
-    return keys.member_prefix(member_id) + f"enrollments/{keys._checked(session_id, 'enrollment id')}/"
-
 
 def take_key(member_id: str, session_id: str, take_id: str) -> str:
     return session_prefix(member_id, session_id) + f"takes/{keys._checked(take_id, 'take id')}.audio"
@@ -399,63 +397,9 @@ def finish_succeeded(session: Session, row: EnrollmentSession, done: FinishedVoi
     return True
 
 
-# --- consent gating ------------------------------------------------------------------------------
-
-def consent_state(session: Session, settings: Settings, voice: Voice) -> tuple[str, VoiceConsent | None]:
-    """("verified" | "legacy" | "missing", the consent row). Legacy: a one-clip upload voice with no
-    consent row, usable only where ``allow_legacy_voices`` is set."""
-    consent = session.get(VoiceConsent, voice.id)
-    if consent is not None and consent.passed:
-        return "verified", consent
-    if consent is None and settings.allow_legacy_voices:
-        return "legacy", None
-    return "missing", consent
-
-
-def check_usable(session: Session, settings: Settings, voice: Voice, action: str) -> None:
-    """Refuse ``action`` (synthesis, fine-tuning) on a voice without verified consent."""
-    state, _ = consent_state(session, settings, voice)
-    if state == "missing":
-        raise Forbidden(f"voice {voice.id} has no verified consent, so it cannot be used for {action}: "
-                        "enroll it with a consent recording (POST /v1/enrollments, or `echodiary enroll`)")
-
-
 def get_consent(backend: Backend, member: Member, voice_id: str) -> tuple[Voice, str, VoiceConsent | None]:
-    from shared.service import _own_voice
-
+    """A voice's consent state ("verified" | "legacy" | "missing") and its consent record."""
     with backend.db.read() as session:
         voice = _own_voice(session, member, voice_id)
         state, consent = consent_state(session, backend.settings, voice)
     return voice, state, consent
-
-
-# --- housekeeping --------------------------------------------------------------------------------
-
-def purge_voice_enrollment(backend: Backend, voice: Voice) -> int:
-    """Deleting a voice: its consent row, its sessions with their takes and audio. Objects deleted."""
-    with backend.db.read() as session:
-        ids = session.exec(select(EnrollmentSession.id).where(EnrollmentSession.voice_id == voice.id)).scalars().all()
-    objects = sum(backend.storage.delete_prefix(session_prefix(voice.member_id, sid)) for sid in ids)
-    with backend.db.write() as session:
-        session.exec(delete(VoiceConsent).where(VoiceConsent.voice_id == voice.id))
-        if ids:
-            session.exec(delete(EnrollmentTake).where(EnrollmentTake.session_id.in_(ids)))
-            session.exec(delete(EnrollmentSession).where(EnrollmentSession.id.in_(ids)))
-    return objects
-
-
-def expire_sessions(backend: Backend) -> int:
-    """Open sessions past their expiry lose their takes and audio; returns how many expired."""
-    t = now()
-    with backend.db.read() as session:
-        stale = session.exec(select(EnrollmentSession.id, EnrollmentSession.member_id).where(
-            EnrollmentSession.status == SESSION_OPEN, EnrollmentSession.expires_at < t)).all()
-    for sid, member_id in stale:
-        with backend.db.write() as session:
-            if not session.exec(update(EnrollmentSession).where(
-                    EnrollmentSession.id == sid, EnrollmentSession.status == SESSION_OPEN,
-                    EnrollmentSession.expires_at < t).values(status=SESSION_EXPIRED, updated_at=t)).rowcount:
-                continue  # touched or finished meanwhile
-            session.exec(delete(EnrollmentTake).where(EnrollmentTake.session_id == sid))
-        backend.storage.delete_prefix(session_prefix(member_id, sid))
-    return len(stale)

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from shared import job_state, keys
+from shared import consent, job_state, keys
 from shared.audio_limits import AudioLimits, AudioRefused, check_upload
 from shared.db import Database, get_database
 from shared.schemas import (
@@ -206,11 +206,6 @@ def _check_quotas(backend: Backend, session: Session, member_id: str, chars: int
 
 # --- voices ------------------------------------------------------------------------------------
 
-def _enrollment():  # noqa: ANN202 - shared.enrollment, which imports this module
-    from shared import enrollment
-
-    return enrollment
-
 
 def inspect_reference(audio: bytes, max_bytes: int) -> float:
     """Check an uploaded recording before anything is stored; returns its decoded duration in seconds.
@@ -313,7 +308,7 @@ def purge_voice(backend: Backend, voice: Voice) -> tuple[int, int]:
     with backend.db.read() as session:
         job_rows = session.exec(select(Job.id, Job.result_key).where(Job.voice_id == voice.id)).all()
     objects = backend.storage.delete_prefix(keys.voice_prefix(voice.member_id, voice.id))
-    objects += _enrollment().purge_voice_enrollment(backend, voice)
+    objects += consent.purge_voice_enrollment(backend.db, backend.storage, voice)
     for row in job_rows:
         objects += backend.storage.delete_prefix(keys.job_prefix(voice.member_id, row.id))
     with backend.db.write() as session:
@@ -365,7 +360,8 @@ def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest
         if voice.status != READY:
             state = "is still being enrolled" if voice.status == ENROLLING else f"failed enrollment: {voice.error}"
             raise Conflict(f"voice {voice.id} {state}")
-        _enrollment().check_usable(session, s, voice, "synthesis")
+        if problem := consent.refusal(session, s, voice, "synthesis"):
+            raise Forbidden(problem)
         _check_quotas(backend, session, member.id, chars=len(text))
     lane = INTERACTIVE if len(text) <= s.interactive_max_chars else BACKGROUND
     params = {name: payload[name] for name in PARAM_NAMES if name in payload}
@@ -406,7 +402,8 @@ def start_finetune(backend: Backend, member: Member, voice_id: str, request: Fin
         voice = _own_voice(session, member, voice_id)
         if voice.status != READY:
             raise Conflict(f"voice {voice.id} must be enrolled before it can be fine-tuned")
-        _enrollment().check_usable(session, backend.settings, voice, "fine-tuning")
+        if problem := consent.refusal(session, backend.settings, voice, "fine-tuning"):
+            raise Forbidden(problem)
         busy = session.exec(select(Job.id).where(Job.voice_id == voice.id, Job.kind == FINETUNE,
                                                  Job.status.in_(ACTIVE))).first()
         if busy is not None:
@@ -505,7 +502,7 @@ def cleanup_expired(backend: Backend) -> int:
     with backend.db.write() as session:  # diary text of jobs that ended without a result goes too
         session.exec(update(Job).where(Job.status.in_((FAILED, CANCELLED)), Job.text.is_not(None),
                                        Job.finished_at < t - backend.settings.result_ttl_s).values(text=None))
-    _enrollment().expire_sessions(backend)
+    consent.expire_sessions(backend.db, backend.storage)
     for voice in deleting:
         if voice.updated_at < t - 60:  # not one a request is deleting right now
             purge_voice(backend, voice)

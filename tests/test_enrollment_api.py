@@ -21,7 +21,7 @@ from sqlalchemy import select
 from engine.enrollment import espeak
 from engine.enrollment.scripts import get_script
 from producer.api import create_app
-from shared import enrollment, service
+from shared import consent, enrollment, service
 from shared.tables import READY, EnrollmentSession, Job, Voice
 
 pytest_plugins = ["enrollment_fixtures"]
@@ -218,7 +218,7 @@ def test_an_abandoned_session_expires_and_its_audio_is_deleted(api):
     sid = api.start()["enrollment_id"]
     assert api.put(f"/v1/enrollments/{sid}/takes/1", spoken(script.sentences[0], SPEAKER)).status_code == 201
     assert len(api.stored()) == 1
-    assert enrollment.expire_sessions(api.backend) == 0
+    assert consent.expire_sessions(api.backend.db, api.backend.storage) == 0
     with api.backend.db.write() as session:
         row = session.get(EnrollmentSession, sid)
         row.expires_at = 1.0

@@ -7,7 +7,7 @@ API and CLI may import this module for its plain functions without loading any m
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -21,12 +21,20 @@ from shared.tables import (
     WHOLE_SCRIPT,
     EnrollmentSession,
     EnrollmentTake,
+    Job,
     VoiceConsent,
 )
 from worker import pipeline
+from worker.claim import Lease
 
-if TYPE_CHECKING:
-    from worker.runner import Context
+
+class Context(Protocol):
+    """What a job gets from :func:`worker.runner.run_job` (its ``Context``, not imported: no cycle)."""
+
+    backend: Backend
+    job: Job
+    lease: Lease
+
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,8 @@ class _EnrollGroup(TyperGroup):
 
 
 enroll_app = typer.Typer(cls=_EnrollGroup, no_args_is_help=True,
-                         help="Enroll your voice from one guided minute: scripts, takes, consent, finish.")
+                         help="Enroll your voice from one guided minute: scripts, takes, consent, finish. "
+                              "In one go: echodiary enroll FILE --script ID --consent CONSENT.wav --name NAME")
 
 
 def _err(message: str) -> None:
@@ -42,11 +43,28 @@ def _err(message: str) -> None:
 
 
 def _api():  # noqa: ANN202 - (client, enrollment api)
-    from producer.cli.jobs import _client
+    from producer.client import ApiError, connect
     from producer.enrollment_client import enrollment_for
+    from shared.settings import get_settings
 
-    client = _client()
+    try:
+        client = connect(get_settings())
+    except ApiError as exc:
+        _err(f"error: {exc.detail}")
+        raise typer.Exit(1) from exc
     return client, enrollment_for(client)
+
+
+def _wait(client, job_id: str):  # noqa: ANN001, ANN202 - JobOut
+    """Wait for the finish job, noting each change of its state on stderr."""
+    seen: list[str] = []
+
+    def note(job) -> None:  # noqa: ANN001
+        if not seen or seen[-1] != job.status:
+            seen.append(job.status)
+            _err(f"finishing: {job.status}")
+
+    return client.wait(job_id, on_update=note)
 
 
 def _run(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - client errors -> message, exit 1
@@ -125,13 +143,11 @@ def consent(session_id: str, audio: Path = typer.Argument(..., exists=True, dir_
 
 
 def _finish(client, enroll, session_id: str, wait: bool) -> None:  # noqa: ANN001
-    from producer.cli.jobs import _show_progress
-
     created = _run(enroll.finish, session_id)
     typer.echo(created.voice_id)
     if not wait:
         return
-    job = _run(_show_progress, client, created.job_id)
+    job = _run(_wait, client, created.job_id)
     if job.status != "succeeded":
         _err(f"enrollment {job.status}: {job.error or ''}".rstrip(": "))
         raise typer.Exit(1)
