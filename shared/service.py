@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from shared import job_state, keys
+from shared import consent, job_state, keys
 from shared.audio_limits import AudioLimits, AudioRefused, check_upload
 from shared.db import Database, get_database
 from shared.schemas import (
@@ -219,6 +219,7 @@ def _check_quotas(backend: Backend, session: Session, member_id: str, chars: int
 
 # --- voices ------------------------------------------------------------------------------------
 
+
 def inspect_reference(audio: bytes, max_bytes: int) -> float:
     """Check an uploaded recording before anything is stored; returns its decoded duration in seconds.
 
@@ -244,6 +245,9 @@ def create_voice(backend: Backend, member: Member, audio: bytes, transcript: str
         raise Invalid(f"language {language!r} is not one of {', '.join(VOICE_LANGS)}")
     if not name or len(name) > 100:
         raise Invalid("name must be 1 to 100 characters")
+    if not backend.settings.allow_legacy_voices:
+        raise Forbidden("a one-clip upload has no recorded consent: enroll your voice with a consent "
+                        "recording instead (POST /v1/enrollments, or `echodiary enroll`)")
     inspect_reference(audio, backend.settings.max_upload_bytes)
     with backend.db.read() as session:
         _check_quotas(backend, session, member.id, new_bytes=len(audio))
@@ -317,6 +321,7 @@ def purge_voice(backend: Backend, voice: Voice) -> tuple[int, int]:
     with backend.db.read() as session:
         job_rows = session.exec(select(Job.id, Job.result_key).where(Job.voice_id == voice.id)).all()
     objects = backend.storage.delete_prefix(keys.voice_prefix(voice.member_id, voice.id))
+    objects += consent.purge_voice_enrollment(backend.db, backend.storage, voice)
     for row in job_rows:
         objects += backend.storage.delete_prefix(keys.job_prefix(voice.member_id, row.id))
     with backend.db.write() as session:
@@ -368,6 +373,8 @@ def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest
         if voice.status != READY:
             state = "is still being enrolled" if voice.status == ENROLLING else f"failed enrollment: {voice.error}"
             raise Conflict(f"voice {voice.id} {state}")
+        if problem := consent.refusal(session, s, voice, "synthesis"):
+            raise Forbidden(problem)
         _check_quotas(backend, session, member.id, chars=len(text))
     lane = INTERACTIVE if len(text) <= s.interactive_max_chars else BACKGROUND
     params = {name: payload[name] for name in PARAM_NAMES if name in payload}
@@ -408,6 +415,8 @@ def start_finetune(backend: Backend, member: Member, voice_id: str, request: Fin
         voice = _own_voice(session, member, voice_id)
         if voice.status != READY:
             raise Conflict(f"voice {voice.id} must be enrolled before it can be fine-tuned")
+        if problem := consent.refusal(session, backend.settings, voice, "fine-tuning"):
+            raise Forbidden(problem)
         busy = session.exec(select(Job.id).where(Job.voice_id == voice.id, Job.kind == FINETUNE,
                                                  Job.status.in_(ACTIVE))).first()
         if busy is not None:
@@ -517,6 +526,7 @@ def cleanup_expired(backend: Backend) -> int:
     with backend.db.write() as session:  # diary text of jobs that ended without a result goes too
         session.exec(update(Job).where(Job.status.in_((FAILED, CANCELLED)), Job.text.is_not(None),
                                        Job.finished_at < t - backend.settings.result_ttl_s).values(text=None))
+    consent.expire_sessions(backend.db, backend.storage)
     for voice in deleting:
         if voice.updated_at < t - 60:  # not one a request is deleting right now
             purge_voice(backend, voice)

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     quota_chars_per_day: int = 200_000
     quota_storage_bytes: int = 2 * 1024**3
     task_time_limit_s: int = 3 * 3600
+    # One-clip voices (POST /v1/voices) have no recorded consent: off, that upload is refused and such
+    # voices (also ones made before guided enrollment) cannot synthesise or fine-tune.
+    allow_legacy_voices: bool = False
 
     # Job system (workers, fairness, recovery)
     s3_public_endpoint_url: str | None = None  # address clients download from, when it differs

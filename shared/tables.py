@@ -136,3 +136,78 @@ class JobChunk(SQLModel, table=True):
     index: int = Field(primary_key=True)
     attempt: int = 0
     finished_at: float = Field(default_factory=now)
+
+
+# --- guided enrollment (issue #13) -------------------------------------------------------------
+
+# Enrollment session statuses: open (takes being recorded) -> finishing (the job runs) -> done;
+# a failed finish goes back to open with its error; an abandoned open session ends expired.
+SESSION_OPEN, SESSION_FINISHING, SESSION_DONE, SESSION_EXPIRED = "open", "finishing", "done", "expired"
+# Take statuses: pending (a worker analyses it) -> accepted | refused (audio deleted, report kept).
+TAKE_PENDING, TAKE_ACCEPTED, TAKE_REFUSED = "pending", "accepted", "refused"
+# EnrollmentTake.sentence: 0-based script sentence, or one of these.
+WHOLE_SCRIPT, CONSENT_TAKE = -1, -2
+
+
+class EnrollmentSession(SQLModel, table=True):
+    __tablename__ = "enrollment_session"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    member_id: str = Field(foreign_key="member.id", index=True, max_length=32)
+    script_id: str = Field(max_length=32)
+    language: str = Field(max_length=8)  # the messages' and the consent statement's language
+    voice_language: str = Field(max_length=16)
+    sentences: int
+    voice_name: str = Field(max_length=100)
+    statement: str  # the consent statement the member reads (names them and the day)
+    notice: str  # the notice the member accepted, word for word
+    notice_accepted_at: float
+    status: str = Field(default=SESSION_OPEN, index=True, max_length=16)
+    voice_id: str | None = Field(default=None, index=True, max_length=32)
+    job_id: str | None = Field(default=None, max_length=32)
+    error: str | None = None
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+    expires_at: float = 0.0
+
+
+class EnrollmentTake(SQLModel, table=True):
+    """One upload of a session. A sentence keeps only its latest accepted take (older ones are deleted
+    when a new one is accepted), so a re-record replaces without losing the good take meanwhile."""
+
+    __tablename__ = "enrollment_take"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    session_id: str = Field(foreign_key="enrollment_session.id", index=True, max_length=32)
+    sentence: int
+    status: str = Field(default=TAKE_PENDING, max_length=16)
+    audio_key: str | None = None
+    audio_bytes: int = 0
+    job_id: str | None = Field(default=None, max_length=32)
+    report: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    clips: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rejected: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    seconds: float = 0.0
+    created_at: float = Field(default_factory=now)
+
+
+class VoiceConsent(SQLModel, table=True):
+    """The recorded consent of an enrolled voice and the speaker checks that accepted it."""
+
+    __tablename__ = "voice_consent"
+
+    voice_id: str = Field(primary_key=True, max_length=32)
+    member_id: str = Field(foreign_key="member.id", index=True, max_length=32)
+    session_id: str | None = Field(default=None, max_length=32)
+    passed: bool = False
+    statement: str
+    score: float
+    threshold: float
+    model: str = Field(max_length=64)
+    consent_key: str
+    one_speaker: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    clean_seconds: float = 0.0
+    dataset_clips: int = 0
+    dataset_key: str | None = None
+    holdout: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: float = Field(default_factory=now)

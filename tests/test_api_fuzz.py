@@ -46,7 +46,8 @@ class CountingApp:
 def server_api(redis_url, postgres_url, s3, tmp_path_factory):
     settings_ = Settings(_env_file=None, data_dir=tmp_path_factory.mktemp("fuzz-data"), broker_url=redis_url,
                          database_url=postgres_url, s3_endpoint_url=s3.endpoint_url, s3_access_key=s3.access_key,
-                         s3_secret_key=s3.secret_key, s3_bucket=s3.bucket, max_upload_bytes=200_000)
+                         s3_secret_key=s3.secret_key, s3_bucket=s3.bucket, max_upload_bytes=200_000,
+                         allow_legacy_voices=True)
     app = create_app(settings_)
     _, token = service.create_member(app.state.backend, "fuzz-admin", admin=True)
     return CountingApp(app), token

@@ -126,6 +126,7 @@ def stack(redis_url, jobs_database, s3, tiny_models, tmp_path_factory):
         "job_lease_s": "3", "sweep_interval_s": "0.5", "visibility_timeout_s": "120",
         "unacked_restore_interval_s": "1", "task_time_limit_s": "100", "worker_chunk_delay_s": "0.25",
         "interactive_max_chars": "40", "max_upload_bytes": "1000000", "max_text_chars": "2000",
+        "allow_legacy_voices": "true",  # its voices are one-clip uploads, without consent
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECHODIARY_")}
     env.update({f"ECHODIARY_{k.upper()}": v for k, v in values.items()})

@@ -19,6 +19,7 @@ from shared import job_state, keys, service
 from shared.service import Backend
 from shared.storage import CONTENT_TYPES, StorageUnavailable
 from shared.tables import CANCELLED, ENROLL, FAILED, FINETUNE, READY, SUCCEEDED, SYNTHESIS, Job, Voice, now
+from worker import enrollment as enrollment_jobs
 from worker import pipeline
 from worker.cancel import cancel_checker
 from worker.chunks import StorageChunkCache, VoiceChunkCache
@@ -77,6 +78,8 @@ def _run_kind(ctx: Context) -> str:
 
     job, db = ctx.job, ctx.backend.db
     try:
+        if job.kind == ENROLL and job.params.get("enrollment_id"):  # a guided-enrollment take or finish
+            return enrollment_jobs.run(ctx)
         if job.kind == ENROLL:
             return _enroll(ctx)
         if job.kind == SYNTHESIS:

@@ -64,6 +64,11 @@ def render_to_file(
         raise typer.BadParameter(f"output format {fmt!r} is not supported; use {', '.join(FORMATS)}")
     started = time.perf_counter()
     data = reference if isinstance(reference, bytes) else reference.read_bytes()
+    if settings.embedded:
+        # The one-clip road without a consent recording: the person at this machine's console runs
+        # the installation and vouches for the recording (the help says so); the output is still
+        # watermarked and labelled. Through a server its own allow_legacy_voices setting decides.
+        settings = settings.model_copy(update={"allow_legacy_voices": True})
     client = connect(settings)
     try:
         voice_id = _voice_for(client, console, data, prompt_text, prompt_lang, settings)
@@ -119,7 +124,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def render(
         diary: Path = typer.Argument(..., help="The diary text file (UTF-8), or - for standard input."),
-        voice: Path = typer.Option(..., "--voice", help="A 3-10 s recording of your voice (wav, flac, ogg, mp3)."),
+        voice: Path = typer.Option(..., "--voice", help="A 3-10 s recording of YOUR OWN voice (wav, flac, ogg, "
+                                   "mp3); only enroll a voice you have the right to use."),
         prompt_text: str = typer.Option(..., "--prompt-text", help="Exactly what the recording says."),
         output: Path = typer.Option(Path("diary.flac"), "-o", "--output", help="Output file: .wav .flac .ogg .mp3"),
         prompt_lang: VoiceLang = typer.Option("zh", help="Language of the recording: zh or en."),
