@@ -17,21 +17,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlmodel import Session
 
 from shared.db import Database
 from shared.tables import (
     BACKGROUND,
     CANCELLED,
+    ENROLL,
+    ENROLLING,
     FAILED,
+    FINETUNE,
     INTERACTIVE,
     QUEUED,
     RUNNING,
     SUCCEEDED,
+    SYNTHESIS,
+    VOICE_FAILED,
     Job,
     JobChunk,
     Member,
+    Voice,
     now,
 )
 
@@ -53,18 +59,34 @@ Publish = Callable[[Dispatch], None]
 
 # --- the worker's side -------------------------------------------------------------------------
 
-def claim(session: Session, job_id: str, worker: str, lease_s: float) -> int | None:
-    """Take a queued job (or one whose worker's lease ran out). Returns our attempt number or None."""
+def claim(session: Session, job_id: str, worker: str, lease_s: float,
+          max_attempts: int | None = None) -> int | None:
+    """Take a queued job (or one whose worker's lease ran out). Returns our attempt number or None.
+
+    Taking over a lapsed lease counts a stopped attempt. With ``max_attempts``, a job whose worker
+    already stopped ``max_attempts - 1`` times is not taken over: the sweep fails it instead.
+    """
     t = now()
+    lapsed = and_(Job.status == RUNNING, Job.lease_until < t)
+    if max_attempts is not None:
+        lapsed = and_(lapsed, Job.stopped_attempts < max_attempts - 1)
     row = session.exec(
         update(Job)
-        .where(Job.id == job_id, Job.cancel_requested.is_(False),
-               or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.lease_until < t)))
+        .where(Job.id == job_id, Job.cancel_requested.is_(False), or_(Job.status == QUEUED, lapsed))
         .values(status=RUNNING, attempt=Job.attempt + 1, worker=worker, lease_until=t + lease_s,
+                stopped_attempts=Job.stopped_attempts + case((Job.status == RUNNING, 1), else_=0),
                 started_at=func.coalesce(Job.started_at, t), error=None)
         .returning(Job.attempt)
     ).first()
     return None if row is None else int(row[0])
+
+
+def stopped_message(kind: str, times: int) -> str:
+    """Why a job that kept losing its worker failed (most often: the worker ran out of memory)."""
+    doing = {SYNTHESIS: "rendering this job", ENROLL: "enrolling this voice", FINETUNE: "fine-tuning this voice"}
+    count = "once" if times == 1 else f"{times} times"
+    return (f"the worker stopped {count} while {doing.get(kind, 'running this job')}; "
+            "it may need more memory than the worker has")
 
 
 def _ours(job_id: str, attempt: int):  # noqa: ANN202 - a SQL condition
@@ -230,21 +252,27 @@ def dispatch_all(db: Database, publish: Publish, concurrency: int) -> list[str]:
     return published
 
 
-def requeue_lost(db: Database, publish: Publish, redeliver_after_s: float) -> list[str]:
+def requeue_lost(db: Database, publish: Publish, redeliver_after_s: float,
+                 max_attempts: int | None = None) -> list[str]:
     """Bring back jobs whose worker vanished, and re-publish dispatches whose message went missing.
 
     A running job whose lease ran out goes back to queued (or to cancelled, if that was asked)
-    and is published again. A queued job dispatched longer ago than ``redeliver_after_s`` (longer
-    than the broker's own redelivery) is published again too; duplicates are harmless, the claim
-    lets exactly one run.
+    and is published again; with ``max_attempts``, one whose worker has now stopped that many
+    times fails instead, which frees its member's lane. A queued job dispatched longer ago than
+    ``redeliver_after_s`` (longer than the broker's own redelivery) is published again too;
+    duplicates are harmless, the claim lets exactly one run.
     """
     t = now()
     with db.write() as session:
-        session.exec(update(Job).where(Job.status == RUNNING, Job.lease_until < t, Job.cancel_requested)
+        lapsed = and_(Job.status == RUNNING, Job.lease_until < t)
+        session.exec(update(Job).where(lapsed, Job.cancel_requested)
                      .values(status=CANCELLED, finished_at=t, lease_until=None))
+        if max_attempts is not None:
+            fail_stopped(session, lapsed, max_attempts, t)
         lost = session.exec(
-            update(Job).where(Job.status == RUNNING, Job.lease_until < t)
-            .values(status=QUEUED, worker=None, lease_until=None, dispatched_at=t)
+            update(Job).where(lapsed)
+            .values(status=QUEUED, worker=None, lease_until=None, dispatched_at=t,
+                    stopped_attempts=Job.stopped_attempts + 1)
             .returning(Job.id, Job.kind, Job.queue, Job.priority)
         ).all()
         stale = session.exec(
@@ -257,6 +285,24 @@ def requeue_lost(db: Database, publish: Publish, redeliver_after_s: float) -> li
     for row in [*lost, *stale]:
         publish(Dispatch(row.id, row.kind, row.queue, row.priority))
     return [row.id for row in [*lost, *stale]]
+
+
+def fail_stopped(session: Session, lapsed, max_attempts: int, t: float) -> list[str]:  # noqa: ANN001 - a SQL condition
+    """Fail the lapsed jobs whose worker has now stopped ``max_attempts`` times (and the voice of
+    such an enrollment). Returns their ids."""
+    message = case(*((Job.kind == kind, stopped_message(kind, max_attempts)) for kind in (SYNTHESIS, ENROLL, FINETUNE)),
+                   else_=stopped_message("", max_attempts))
+    rows = session.exec(
+        update(Job).where(lapsed, Job.stopped_attempts >= max_attempts - 1)
+        .values(status=FAILED, finished_at=t, lease_until=None, stopped_attempts=Job.stopped_attempts + 1,
+                error=message)
+        .returning(Job.id, Job.kind, Job.voice_id)
+    ).all()
+    voices = [row.voice_id for row in rows if row.kind == ENROLL and row.voice_id]
+    if voices:
+        session.exec(update(Voice).where(Voice.id.in_(voices), Voice.status == ENROLLING)
+                     .values(status=VOICE_FAILED, error=stopped_message(ENROLL, max_attempts), updated_at=t))
+    return [row.id for row in rows]
 
 
 def queue_position(session: Session, job: Job) -> int | None:

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     profile_cache_size: int = 16  # voice profiles kept warm per worker process
     finetuned_cache_size: int = 2  # fine-tuned voices' GPT + SoVITS kept warm per worker process (~0.5 GB each at full size)
     task_max_retries: int = 5  # transient storage/database errors, with exponential backoff
+    job_max_attempts: int = Field(3, ge=1)  # a job whose worker stops this many times fails (a poison job)
     worker_chunk_delay_s: float = 0.0  # a pause after each chunk; only tests that need a slow job set it
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555

@@ -108,6 +108,8 @@ class Job(SQLModel, table=True):
     worker: str | None = Field(default=None, max_length=200)
     lease_until: float | None = None
     cancel_requested: bool = False
+    # Attempts whose worker stopped (killed, out of memory) without an outcome; see job_max_attempts.
+    stopped_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
     progress_done: int = 0
     progress_total: int = 0

@@ -34,7 +34,8 @@ class InlineExecutor:
         self._thread = threading.Thread(target=self._loop, name="echodiary-inline-worker", daemon=True)
         self._thread.start()
         # Jobs left queued by an earlier run of this process get their turn again.
-        job_state.requeue_lost(self.backend.db, self.publish, redeliver_after_s=0)
+        job_state.requeue_lost(self.backend.db, self.publish, redeliver_after_s=0,
+                               max_attempts=self.settings.job_max_attempts)
 
     def stop(self) -> None:
         self._queue.put((-1, -1, None))

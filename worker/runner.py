@@ -54,7 +54,7 @@ def run_job(backend: Backend, job_id: str, worker: str | None = None) -> str:
     if not keys.is_id(job_id):
         return "skipped"
     db, settings = backend.db, backend.settings
-    attempt = claim(db, job_id, worker or worker_name(), settings.job_lease_s)
+    attempt = claim(db, job_id, worker or worker_name(), settings.job_lease_s, settings.job_max_attempts)
     if attempt is None:
         return "skipped"  # finished, cancelled, deleted, or another worker holds a live claim
     with db.read() as session:
