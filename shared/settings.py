@@ -51,8 +51,11 @@ class Settings(BaseSettings):
     s3_public_endpoint_url: str | None = None  # address clients download from, when it differs
     visibility_timeout_s: int | None = None  # default: task_time_limit_s + 10 minutes
     unacked_restore_interval_s: int = 2  # how often workers look for messages a dead worker held
-    job_lease_s: int = 60  # a running job is taken over when its worker stops renewing this
-    sweep_interval_s: float = 10.0  # workers' check for lost jobs, pending dispatches, expired results
+    # A killed worker's job is taken over within job_lease_s + sweep_interval_s (15 s): the lease
+    # lapses at most job_lease_s after the last heartbeat, and the next sweep of any worker sees it.
+    job_lease_s: float = Field(10.0, gt=0)  # a running job is taken over when its worker stops renewing this
+    job_heartbeat_s: float = Field(3.0, gt=0)  # how often a running job's lease is renewed (at most lease/3)
+    sweep_interval_s: float = 5.0  # workers' check for lost jobs, pending dispatches, expired results
     member_concurrency: int = 1  # jobs of one member in the queue or running, per lane
     interactive_max_chars: int = 2000  # syntheses up to this many characters go ahead of long ones
     profile_cache_size: int = 16  # voice profiles kept warm per worker process

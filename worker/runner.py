@@ -62,7 +62,7 @@ def run_job(backend: Backend, job_id: str, worker: str | None = None) -> str:
     if job is None:
         return "lost"
     try:
-        with Lease(db, job_id, attempt, settings.job_lease_s) as lease:
+        with Lease(db, job_id, attempt, settings.job_lease_s, settings.job_heartbeat_s) as lease:
             outcome = _run_kind(Context(backend, job, lease))
     finally:
         try:
