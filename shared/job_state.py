@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, false, func, or_, select, update
 from sqlmodel import Session
 
 from shared.db import Database
@@ -42,6 +42,7 @@ from shared.tables import (
 )
 
 PRIORITY = {INTERACTIVE: 0, BACKGROUND: 6}  # Redis transport: lower numbers are served first
+REDISPATCH_MAX_GAP_S = 600.0  # the longest wait between copies of a dispatch nobody has claimed
 
 
 @dataclass(frozen=True)
@@ -60,21 +61,26 @@ Publish = Callable[[Dispatch], None]
 # --- the worker's side -------------------------------------------------------------------------
 
 def claim(session: Session, job_id: str, worker: str, lease_s: float,
-          max_attempts: int | None = None) -> int | None:
+          max_attempts: int | None = None, resume_own: bool = False) -> int | None:
     """Take a queued job (or one whose worker's lease ran out). Returns our attempt number or None.
 
     Taking over a lapsed lease counts a stopped attempt. With ``max_attempts``, a job whose worker
     already stopped ``max_attempts - 1`` times is not taken over: the sweep fails it instead.
+    ``resume_own``: ``worker`` names one task delivery in one process (a retry of the same Celery
+    task keeps its id), so a running job held under that very name is an earlier try of ours that
+    could not give the job back (the database was down): take it again at once, uncounted.
     """
     t = now()
     lapsed = and_(Job.status == RUNNING, Job.lease_until < t)
     if max_attempts is not None:
         lapsed = and_(lapsed, Job.stopped_attempts < max_attempts - 1)
+    own = and_(Job.status == RUNNING, Job.worker == worker) if resume_own else false()
     row = session.exec(
         update(Job)
-        .where(Job.id == job_id, Job.cancel_requested.is_(False), or_(Job.status == QUEUED, lapsed))
+        .where(Job.id == job_id, Job.cancel_requested.is_(False), or_(Job.status == QUEUED, lapsed, own))
         .values(status=RUNNING, attempt=Job.attempt + 1, worker=worker, lease_until=t + lease_s,
-                stopped_attempts=Job.stopped_attempts + case((Job.status == RUNNING, 1), else_=0),
+                stopped_attempts=Job.stopped_attempts + case((and_(Job.status == RUNNING, Job.worker.is_distinct_from(worker)), 1),
+                                                             else_=0),
                 started_at=func.coalesce(Job.started_at, t), error=None)
         .returning(Job.attempt)
     ).first()
@@ -220,7 +226,8 @@ def choose_dispatches(session: Session, member_id: str, concurrency: int,
             .order_by(Job.created_at, Job.id).limit(free)
         ).all()
         if waiting:
-            session.exec(update(Job).where(Job.id.in_([row.id for row in waiting])).values(dispatched_at=t))
+            session.exec(update(Job).where(Job.id.in_([row.id for row in waiting]))
+                         .values(dispatched_at=t, redispatch_at=None))
         chosen += [Dispatch(row.id, row.kind, row.queue, row.priority) for row in waiting]
     return chosen
 
@@ -258,9 +265,11 @@ def requeue_lost(db: Database, publish: Publish, redeliver_after_s: float,
 
     A running job whose lease ran out goes back to queued (or to cancelled, if that was asked)
     and is published again; with ``max_attempts``, one whose worker has now stopped that many
-    times fails instead, which frees its member's lane. A queued job dispatched longer ago than
-    ``redeliver_after_s`` (longer than the broker's own redelivery) is published again too;
-    duplicates are harmless, the claim lets exactly one run.
+    times fails instead, which frees its member's lane. A queued job dispatched but not claimed
+    within ``redeliver_after_s`` (its message may have been lost with a broker restart) is
+    published again, then again after gaps that double up to ``REDISPATCH_MAX_GAP_S``, so a job
+    that merely waits its turn in the broker gathers few copies. Duplicates are harmless: the
+    claim lets exactly one run. ``redeliver_after_s=0`` publishes every dispatched job again.
     """
     t = now()
     with db.write() as session:
@@ -271,13 +280,13 @@ def requeue_lost(db: Database, publish: Publish, redeliver_after_s: float,
             fail_stopped(session, lapsed, max_attempts, t)
         lost = session.exec(
             update(Job).where(lapsed)
-            .values(status=QUEUED, worker=None, lease_until=None, dispatched_at=t,
+            .values(status=QUEUED, worker=None, lease_until=None, dispatched_at=t, redispatch_at=None,
                     stopped_attempts=Job.stopped_attempts + 1)
             .returning(Job.id, Job.kind, Job.queue, Job.priority)
         ).all()
         stale = session.exec(
-            update(Job).where(Job.status == QUEUED, Job.dispatched_at < t - redeliver_after_s)
-            .values(dispatched_at=t)
+            update(Job).where(Job.status == QUEUED, _redispatch_due(t, redeliver_after_s))
+            .values(redispatch_at=t + _redispatch_gap(t, redeliver_after_s))
             .returning(Job.id, Job.kind, Job.queue, Job.priority)
         ).all()
     # After the commit (see choose_dispatches). If publishing fails here, the job stays queued
@@ -285,6 +294,19 @@ def requeue_lost(db: Database, publish: Publish, redeliver_after_s: float,
     for row in [*lost, *stale]:
         publish(Dispatch(row.id, row.kind, row.queue, row.priority))
     return [row.id for row in [*lost, *stale]]
+
+
+def _redispatch_due(t: float, after_s: float):  # noqa: ANN202 - a SQL condition
+    if after_s <= 0:
+        return Job.dispatched_at.is_not(None)
+    return and_(Job.dispatched_at.is_not(None), func.coalesce(Job.redispatch_at, Job.dispatched_at + after_s) < t)
+
+
+def _redispatch_gap(t: float, after_s: float):  # noqa: ANN202 - a SQL expression
+    """The wait before the next copy: as long as the job has waited so far, within bounds."""
+    waited = t - Job.dispatched_at
+    longest = max(after_s, REDISPATCH_MAX_GAP_S)
+    return case((waited < after_s, after_s), (waited > longest, longest), else_=waited)
 
 
 def fail_stopped(session: Session, lapsed, max_attempts: int, t: float) -> list[str]:  # noqa: ANN001 - a SQL condition

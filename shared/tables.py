@@ -99,6 +99,7 @@ class Job(SQLModel, table=True):
 
     created_at: float = Field(default_factory=now)
     dispatched_at: float | None = None
+    redispatch_at: float | None = None  # when to publish again if still unclaimed (None: dispatched_at + delay)
     started_at: float | None = None
     finished_at: float | None = None
 

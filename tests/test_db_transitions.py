@@ -241,3 +241,49 @@ def test_a_column_added_since_a_table_was_created_is_added_on_open(db_url):
     _, (job_id,) = _member_with_jobs(reopened, 1)
     with reopened.read() as session:
         assert session.get(Job, job_id).stopped_attempts == 0
+
+
+def test_an_unclaimed_dispatch_is_published_again_after_gaps_that_grow(db_url):
+    db = Database(db_url)
+    t = time.time()
+    _, (job_id,) = _member_with_jobs(db, 1, dispatched_at=t - 40)
+    published: list[str] = []
+    publish = lambda d: published.append(d.job_id) if d.job_id == job_id else None  # noqa: E731
+    # (On PostgreSQL other tests' rows share the database: look at this job only.)
+    assert job_id in job_state.requeue_lost(db, publish, redeliver_after_s=30)
+    assert job_id not in job_state.requeue_lost(db, publish, redeliver_after_s=30)  # not again at once
+    with db.read() as session:
+        job = session.get(Job, job_id)
+    assert job.dispatched_at == pytest.approx(t - 40)  # its place in the broker's line is kept
+    assert job.redispatch_at - t == pytest.approx(40, abs=2)  # the next gap is as long as it has waited
+    with db.write() as session:
+        session.exec(update(Job).where(Job.id == job_id).values(dispatched_at=t - 5000, redispatch_at=t - 1))
+    assert job_id in job_state.requeue_lost(db, publish, redeliver_after_s=30)
+    with db.read() as session:
+        job = session.get(Job, job_id)
+    assert job.redispatch_at - t == pytest.approx(job_state.REDISPATCH_MAX_GAP_S, abs=2)  # capped
+    with db.write() as session:  # claimed: no more copies, and a new dispatch starts the clock again
+        assert job_state.claim(session, job_id, "w", 60) == 1
+    assert job_id not in job_state.requeue_lost(db, publish, redeliver_after_s=0)
+    assert published == [job_id, job_id]
+
+
+def test_a_never_dispatched_job_is_not_published_by_the_redispatch(db_url):
+    db = Database(db_url)
+    _, (job_id,) = _member_with_jobs(db, 1, redispatch_at=time.time() - 100)
+    assert job_id not in job_state.requeue_lost(db, lambda d: None, redeliver_after_s=30)
+    assert job_id not in job_state.requeue_lost(db, lambda d: None, redeliver_after_s=0)
+
+
+def test_a_retry_of_the_same_task_takes_its_own_unreleased_job_back_at_once(db_url):
+    db = Database(db_url)
+    _, (job_id,) = _member_with_jobs(db, 1)
+    me, other = "w1@host:41:task-a", "w2@host:42:task-b"
+    with db.write() as session:
+        assert job_state.claim(session, job_id, me, 60, 3, resume_own=True) == 1
+    with db.write() as session:  # the release failed (database down); the lease is still live
+        assert job_state.claim(session, job_id, other, 60, 3, resume_own=True) is None
+        assert job_state.claim(session, job_id, me, 60, 3) is None  # a name alone proves nothing
+        assert job_state.claim(session, job_id, me, 60, 3, resume_own=True) == 2
+    with db.read() as session:
+        assert session.get(Job, job_id).stopped_attempts == 0

@@ -21,9 +21,10 @@ class LostJob(Exception):
     """The job is no longer ours: another attempt owns it, or it was deleted or finished."""
 
 
-def claim(db: Database, job_id: str, worker: str, lease_s: float, max_attempts: int | None = None) -> int | None:
+def claim(db: Database, job_id: str, worker: str, lease_s: float, max_attempts: int | None = None,
+          resume_own: bool = False) -> int | None:
     with db.write() as session:
-        return job_state.claim(session, job_id, worker, lease_s, max_attempts)
+        return job_state.claim(session, job_id, worker, lease_s, max_attempts, resume_own)
 
 
 class Lease:

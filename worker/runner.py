@@ -54,11 +54,18 @@ def run_job(backend: Backend, job_id: str, worker: str | None = None) -> str:
     if not keys.is_id(job_id):
         return "skipped"
     db, settings = backend.db, backend.settings
-    attempt = claim(db, job_id, worker or worker_name(), settings.job_lease_s, settings.job_max_attempts)
-    if attempt is None:
-        return "skipped"  # finished, cancelled, deleted, or another worker holds a live claim
-    with db.read() as session:
-        job = session.get(Job, job_id)
+    try:
+        # A caller-given name identifies one task delivery (see job_state.claim's resume_own).
+        attempt = claim(db, job_id, worker or worker_name(), settings.job_lease_s, settings.job_max_attempts,
+                        resume_own=worker is not None)
+        if attempt is None:
+            return "skipped"  # finished, cancelled, deleted, or another worker holds a live claim
+        with db.read() as session:
+            job = session.get(Job, job_id)
+    except Exception as exc:
+        if is_transient(exc):  # the database is down: try again later, like an outage mid-job
+            raise TransientError(str(exc)) from exc
+        raise
     if job is None:
         return "lost"
     try:

@@ -47,7 +47,6 @@ class SweeperStep(bootsteps.StartStopStep):
         self._stop.set()
 
     def _loop(self, app) -> None:  # noqa: ANN001
-        from worker.app import visibility_timeout
         from worker.tasks import publisher
 
         settings = app.settings
@@ -58,7 +57,7 @@ class SweeperStep(bootsteps.StartStopStep):
                 if backend is None:
                     backend = service.open_backend(settings, publisher(app))
                 cleanup = time.monotonic() - last_cleanup >= CLEANUP_EVERY_S
-                sweep_once(backend, visibility_timeout(settings) + 60, cleanup=cleanup)
+                sweep_once(backend, settings.redispatch_after_s, cleanup=cleanup)
                 if cleanup:
                     last_cleanup = time.monotonic()
             except Exception:
