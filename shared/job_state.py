@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, false, func, or_, select, update
+from sqlalchemy import and_, case, delete, false, func, or_, select, update
 from sqlmodel import Session
 
 from shared.db import Database
@@ -163,6 +163,20 @@ def fail_queued(session: Session, job_id: str, error: str) -> bool:
 
 
 # --- the member's side -------------------------------------------------------------------------
+
+def retry(session: Session, job_id: str, member_id: str) -> bool:
+    """failed | cancelled -> queued, for a new attempt (the next claim numbers it), with its
+    progress, stopped attempts and chunk rows reset. False unless the member's job had ended so."""
+    result = session.exec(
+        update(Job).where(Job.id == job_id, Job.member_id == member_id, Job.status.in_((FAILED, CANCELLED)))
+        .values(status=QUEUED, error=None, finished_at=None, cancel_requested=False, worker=None,
+                lease_until=None, dispatched_at=None, redispatch_at=None, stopped_attempts=0,
+                progress_done=0, progress_total=0))
+    if result.rowcount != 1:
+        return False
+    session.exec(delete(JobChunk).where(JobChunk.job_id == job_id))
+    return True
+
 
 def request_cancel(session: Session, job_id: str, member_id: str) -> tuple[str, bool] | None:
     """Cancel a queued job at once, or flag a running one (its worker stops between chunks).

@@ -336,7 +336,10 @@ def test_a_job_that_keeps_killing_its_worker_fails_after_three_attempts_and_free
     assert job.status == "failed"
     assert job.error == ("the worker stopped 3 times while rendering this job; "
                          "it may need more memory than the worker has")
-    assert stack.job_row(poison).attempt == 3
+    row = stack.job_row(poison)
+    assert row.attempt == 3
+    chunks = f"members/{row.member_id}/jobs/{poison}/chunks/"
+    wait_until(lambda: not stack.storage.list(chunks), 10, 0.2, "the failed job's chunks to be deleted")
     after = client.wait(behind, timeout_s=120, poll_s=0.2)
     assert after.status == "succeeded", after.error
     assert stack.job_row(behind).started_at >= stack.job_row(poison).finished_at
@@ -359,6 +362,25 @@ def test_a_dispatch_whose_message_was_lost_is_published_again_and_runs(stack, an
     assert done.status == "succeeded", done.error
     row = stack.job_row(job.id)
     assert row.attempt == 1 and row.started_at - dispatched_at >= stack.settings.redispatch_after_s - 0.5
+
+
+def test_a_cancelled_job_retried_from_the_cli_runs_again_as_a_new_attempt(stack, ann):
+    client, voice_id = ann
+    token = {"ECHODIARY_API_TOKEN": client.http.headers["Authorization"].split()[1]}
+    job_id = client.synthesize(LONG_ENTRY[:80], voice_id, seed=8).job_id
+    _wait_for_chunks(client, job_id, 1)
+    client.cancel(job_id)
+    assert client.wait(job_id, timeout_s=60, poll_s=0.1).status == "cancelled"
+    retried = stack.cli("retry", job_id, env_extra=token)
+    assert retried.returncode == 0 and retried.stdout.strip() == job_id, retried.stderr
+    job = client.wait(job_id, timeout_s=120, poll_s=0.2)
+    assert job.status == "succeeded", job.error
+    row = stack.job_row(job_id)
+    assert row.attempt == 2
+    assert [k for k in stack.objects(row.member_id) if f"/jobs/{job_id}/" in k] == [row.result_key]
+    again = stack.cli("retry", job_id, env_extra=token)
+    assert again.returncode == 1 and "only a failed or cancelled job can be retried" in again.stderr
+    assert "Traceback" not in again.stderr
 
 
 # --- idempotency and bad input through the real stack --------------------------------------------

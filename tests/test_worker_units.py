@@ -160,3 +160,34 @@ def test_a_job_whose_lease_holder_stops_heartbeating_is_taken_over_within_the_bo
     with db.read() as session:
         row = session.get(Job, job.id)
     assert (row.status, row.worker, row.stopped_attempts) == ("running", "w2", 1)
+
+
+def test_the_sweep_deletes_the_chunks_of_failed_and_cancelled_jobs_only(postgres_url, s3, tmp_path):
+    from shared import keys
+    from shared.db import Database
+    from shared.tables import Member
+    from worker.sweeper import sweep_once
+
+    storage = S3Storage(s3.endpoint_url, s3.access_key, s3.secret_key, s3.bucket)
+    backend = service.Backend(embedded_settings(tmp_path), Database(postgres_url), storage, lambda _d: None)
+    member = Member(name=f"m-{time.monotonic_ns()}")
+    jobs = {name: Job(member_id=member.id, kind="synthesis", text="x") for name in ("failed", "cancelled", "running")}
+    with backend.db.write() as session:
+        session.add(member)
+        session.flush()
+        session.add_all(jobs.values())
+    for name, job in jobs.items():
+        cache = StorageChunkCache(storage, member.id, job.id)
+        with backend.db.write() as session:
+            attempt = job_state.claim(session, job.id, "w", 60)
+            for done in (1, 2):
+                cache.put(f"{done:032x}", np.zeros(10, dtype=np.float32))
+                job_state.record_progress(session, job.id, attempt, done, 3, 60)
+            if name == "failed":
+                job_state.fail(session, job.id, attempt, "internal error")
+            elif name == "cancelled":
+                job_state.mark_cancelled(session, job.id, attempt)
+    sweep_once(backend, 3600, cleanup=False)
+    left = {name: storage.list(keys.chunks_prefix(member.id, job.id)) for name, job in jobs.items()}
+    assert (left["failed"], left["cancelled"], len(left["running"])) == ([], [], 2)
+    assert service.clear_ended_chunks(backend) == 0  # done once; a later sweep has nothing to do

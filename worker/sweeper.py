@@ -23,6 +23,7 @@ CLEANUP_EVERY_S = 300.0
 def sweep_once(backend: service.Backend, redeliver_after_s: float, cleanup: bool = True) -> dict[str, int]:
     requeued = job_state.requeue_lost(backend.db, backend.publish, redeliver_after_s, backend.settings.job_max_attempts)
     dispatched = job_state.dispatch_all(backend.db, backend.publish, backend.settings.member_concurrency)
+    service.clear_ended_chunks(backend)  # failed and cancelled jobs' chunks, soon after they end
     expired = service.cleanup_expired(backend) if cleanup else 0
     if requeued or expired:
         log.info("sweep: %d jobs requeued, %d dispatched, %d results expired",

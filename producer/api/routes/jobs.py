@@ -1,4 +1,4 @@
-"""Jobs: read one (status, progress, queue position, result link), list them, cancel one."""
+"""Jobs: read one (status, progress, queue position, result link), list them, cancel or retry one."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ def list_jobs(limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0,
 def get_job(job_id: str, member=Depends(current_member),  # noqa: ANN001
             backend: Backend = Depends(get_backend)) -> JobOut:
     return service.get_job(backend, member, job_id)
+
+
+@router.post("/{job_id}/retry", status_code=202, response_model=JobOut,
+             summary="Try a failed or cancelled job again, as a new attempt")
+def retry_job(job_id: str, member=Depends(current_member),  # noqa: ANN001
+              backend: Backend = Depends(get_backend)) -> JobOut:
+    return service.retry_job(backend, member, job_id)
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
