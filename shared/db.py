@@ -1,9 +1,9 @@
 """Database engines and sessions for SQLite (embedded) and PostgreSQL (server), no migration tool.
 
 Tables are created with ``create_all`` when a process first opens the database, and columns added
-since are added to existing tables. SQLite runs in WAL
-mode so readers never wait for a writer; transactions that write begin with ``BEGIN IMMEDIATE`` so
-two processes cannot both read-then-write and lose an update (SQLite ignores ``FOR UPDATE``).
+since are added to existing tables. SQLite runs in WAL mode so readers never wait for a writer;
+transactions that write begin with ``BEGIN IMMEDIATE`` so two processes cannot both
+read-then-write and lose an update (SQLite ignores ``FOR UPDATE``).
 Job state changes themselves are single atomic ``UPDATE ... WHERE status = ...`` statements
 (see :mod:`shared.job_state`), correct on both databases.
 """
@@ -137,6 +137,11 @@ def get_database(url: str) -> Database:
 
 def _forget_connections_after_fork() -> None:
     # A forked child (Celery prefork) must not reuse the parent's sockets; it opens its own.
+    # Nor may it inherit the lock held by a parent thread that was opening a database at the
+    # moment of the fork (the worker's sweep thread): that thread does not exist in the child, so
+    # the lock would never be released and the child's first job would hang.
+    global _lock
+    _lock = threading.Lock()
     for db in _databases.values():
         db.dispose(close=False)
 

@@ -75,12 +75,12 @@ def claim(session: Session, job_id: str, worker: str, lease_s: float,
     if max_attempts is not None:
         lapsed = and_(lapsed, Job.stopped_attempts < max_attempts - 1)
     own = and_(Job.status == RUNNING, Job.worker == worker) if resume_own else false()
+    someone_elses = and_(Job.status == RUNNING, Job.worker.is_distinct_from(worker))  # they stopped
     row = session.exec(
         update(Job)
         .where(Job.id == job_id, Job.cancel_requested.is_(False), or_(Job.status == QUEUED, lapsed, own))
         .values(status=RUNNING, attempt=Job.attempt + 1, worker=worker, lease_until=t + lease_s,
-                stopped_attempts=Job.stopped_attempts + case((and_(Job.status == RUNNING, Job.worker.is_distinct_from(worker)), 1),
-                                                             else_=0),
+                stopped_attempts=Job.stopped_attempts + case((someone_elses, 1), else_=0),
                 started_at=func.coalesce(Job.started_at, t), error=None)
         .returning(Job.attempt)
     ).first()

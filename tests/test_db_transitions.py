@@ -287,3 +287,26 @@ def test_a_retry_of_the_same_task_takes_its_own_unreleased_job_back_at_once(db_u
         assert job_state.claim(session, job_id, me, 60, 3, resume_own=True) == 2
     with db.read() as session:
         assert session.get(Job, job_id).stopped_attempts == 0
+
+
+def test_a_process_forked_while_a_thread_opens_a_database_can_open_one_too(tmp_path):
+    """Regression: a Celery pool child forked while the sweep thread held the databases' lock hung
+    on its first job, for ever."""
+    import os
+    import signal
+
+    from shared import db as databases
+
+    with databases._lock:  # a parent thread is opening a database at the moment of the fork
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(10)  # a hang ends the child with SIGALRM instead of blocking the test
+            code = 1
+            try:
+                databases.get_database(f"sqlite:///{tmp_path / 'child.sqlite3'}")
+                code = 0
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
