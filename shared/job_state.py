@@ -87,6 +87,14 @@ def claim(session: Session, job_id: str, worker: str, lease_s: float,
     return None if row is None else int(row[0])
 
 
+def refund_stop(session: Session, job_id: str) -> bool:
+    """Take back one stopped attempt: the worker it was counted against was alive after all."""
+    result = session.exec(update(Job).where(Job.id == job_id, Job.status.in_((QUEUED, RUNNING)),
+                                            Job.stopped_attempts > 0)
+                          .values(stopped_attempts=Job.stopped_attempts - 1))
+    return result.rowcount == 1
+
+
 def stopped_message(kind: str, times: int) -> str:
     """Why a job that kept losing its worker failed (most often: the worker ran out of memory)."""
     doing = {SYNTHESIS: "rendering this job", ENROLL: "enrolling this voice", FINETUNE: "fine-tuning this voice"}

@@ -191,3 +191,29 @@ def test_the_sweep_deletes_the_chunks_of_failed_and_cancelled_jobs_only(postgres
     left = {name: storage.list(keys.chunks_prefix(member.id, job.id)) for name, job in jobs.items()}
     assert (left["failed"], left["cancelled"], len(left["running"])) == ([], [], 2)
     assert service.clear_ended_chunks(backend) == 0  # done once; a later sweep has nothing to do
+
+
+def test_a_live_worker_whose_lease_lapsed_takes_back_the_stopped_attempt(backend):
+    """A stall (or a database outage) longer than the lease is not a crash: it must not count."""
+    from sqlalchemy import update
+
+    _, job_id = _queued_enrollment(backend)
+    storage = backend.storage
+
+    class Stalling:  # the real storage, during whose first read the worker stalls past its lease
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(storage, name)
+
+        def get(self, key: str) -> bytes:
+            with backend.db.write() as session:
+                session.exec(update(Job).where(Job.id == job_id).values(lease_until=time.time() - 1))
+            job_state.requeue_lost(backend.db, lambda _d: None, 3600, max_attempts=3)
+            with backend.db.read() as session:
+                assert session.get(Job, job_id).stopped_attempts == 1  # counted as a crash, for now
+            return storage.get(key)
+
+    stalled = service.Backend(backend.settings, backend.db, Stalling(), backend.publish)
+    assert run_job(stalled, job_id) == "lost"
+    with backend.db.read() as session:
+        job = session.get(Job, job_id)
+    assert (job.status, job.stopped_attempts) == ("queued", 0)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from shared import job_state, keys, service
+from shared.db import Database
 from shared.service import Backend
 from shared.storage import CONTENT_TYPES, StorageUnavailable
 from shared.tables import ENROLL, FINETUNE, READY, SYNTHESIS, Job, Voice, now
@@ -71,12 +72,24 @@ def run_job(backend: Backend, job_id: str, worker: str | None = None) -> str:
     try:
         with Lease(db, job_id, attempt, settings.job_lease_s, settings.job_heartbeat_s) as lease:
             outcome = _run_kind(Context(backend, job, lease))
+        if outcome == "lost":
+            _not_stopped(db, job_id)
     finally:
         try:
             backend.dispatch(job.member_id)  # a slot of this member's lane is free now
         except Exception:  # the sweep dispatches later if the database is down right now
             log.warning("dispatch after job %s failed", job_id, exc_info=True)
     return outcome
+
+
+def _not_stopped(db: Database, job_id: str) -> None:
+    """Our lease lapsed while we were alive (a stall, a database outage) and that was counted as a
+    stopped attempt: take it back, so only real crashes count towards job_max_attempts."""
+    try:
+        with db.write() as session:
+            job_state.refund_stop(session, job_id)
+    except Exception:
+        log.warning("could not correct the stopped attempts of job %s", job_id, exc_info=True)
 
 
 def _run_kind(ctx: Context) -> str:
