@@ -16,7 +16,8 @@ from shared.keys import new_id
 
 # Job kinds and statuses. A job's life: queued -> running -> succeeded | failed | cancelled.
 # running -> queued happens only when a worker vanished (its lease ran out) or let go of the job
-# after a transient error; another worker then takes it over.
+# after a transient error; another worker then takes it over. failed | cancelled -> queued happens
+# only when the member retries the job.
 ENROLL, SYNTHESIS, FINETUNE = "enroll", "synthesis", "finetune"
 KINDS = (ENROLL, SYNTHESIS, FINETUNE)
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
