@@ -147,6 +147,9 @@ class Client(_Common):
     def cancel(self, job_id: str) -> JobOut:
         return JobOut.model_validate(self._call("POST", f"/v1/jobs/{job_id}/cancel"))
 
+    def retry(self, job_id: str) -> JobOut:
+        return JobOut.model_validate(self._call("POST", f"/v1/jobs/{job_id}/retry"))
+
     def detect(self, audio: str | Path | bytes) -> WatermarkReport:
         filename, data = _audio_bytes(audio)
         return WatermarkReport.model_validate(self._call("POST", "/v1/watermark/detect",
@@ -299,6 +302,11 @@ class EmbeddedClient(_Common):
         from shared import service
 
         return self._guard(service.cancel_job, self.backend, self.member, job_id)
+
+    def retry(self, job_id: str) -> JobOut:
+        from shared import service
+
+        return self._guard(service.retry_job, self.backend, self.member, job_id)
 
     def detect(self, audio: str | Path | bytes) -> WatermarkReport:
         from worker import watermark

@@ -1,8 +1,9 @@
 """Database engines and sessions for SQLite (embedded) and PostgreSQL (server), no migration tool.
 
-Tables are created with ``create_all`` when a process first opens the database. SQLite runs in WAL
-mode so readers never wait for a writer; transactions that write begin with ``BEGIN IMMEDIATE`` so
-two processes cannot both read-then-write and lose an update (SQLite ignores ``FOR UPDATE``).
+Tables are created with ``create_all`` when a process first opens the database, and columns added
+since are added to existing tables. SQLite runs in WAL mode so readers never wait for a writer;
+transactions that write begin with ``BEGIN IMMEDIATE`` so two processes cannot both
+read-then-write and lose an update (SQLite ignores ``FOR UPDATE``).
 Job state changes themselves are single atomic ``UPDATE ... WHERE status = ...`` statements
 (see :mod:`shared.job_state`), correct on both databases.
 """
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 
@@ -56,6 +57,7 @@ class Database:
                 # Several processes may start at once; one creates, the others wait and find the tables.
                 conn.execute(text("SELECT pg_advisory_xact_lock(46158)"))
             SQLModel.metadata.create_all(conn)
+            _add_missing_columns(conn)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -78,6 +80,26 @@ class Database:
         self.read_engine.dispose(close=close)
         if self.write_engine is not self.read_engine:
             self.write_engine.dispose(close=close)
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Add columns that a newer version introduced to tables an older one created.
+
+    ``create_all`` creates missing tables only. New columns always carry a server default (or are
+    nullable), so adding them is safe on a live database, on SQLite and PostgreSQL alike.
+    """
+    existing = inspect(conn)
+    for table in SQLModel.metadata.sorted_tables:
+        if not existing.has_table(table.name):
+            continue
+        present = {column["name"] for column in existing.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            default = f" DEFAULT {column.server_default.arg}" if column.server_default is not None else ""
+            not_null = " NOT NULL" if not column.nullable and default else ""
+            conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{default}{not_null}'))
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
@@ -115,6 +137,11 @@ def get_database(url: str) -> Database:
 
 def _forget_connections_after_fork() -> None:
     # A forked child (Celery prefork) must not reuse the parent's sockets; it opens its own.
+    # Nor may it inherit the lock held by a parent thread that was opening a database at the
+    # moment of the fork (the worker's sweep thread): that thread does not exist in the child, so
+    # the lock would never be released and the child's first job would hang.
+    global _lock
+    _lock = threading.Lock()
     for db in _databases.values():
         db.dispose(close=False)
 

@@ -17,25 +17,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, delete, false, func, or_, select, update
 from sqlmodel import Session
 
 from shared.db import Database
 from shared.tables import (
     BACKGROUND,
     CANCELLED,
+    ENROLL,
+    ENROLLING,
     FAILED,
+    FINETUNE,
     INTERACTIVE,
     QUEUED,
     RUNNING,
     SUCCEEDED,
+    SYNTHESIS,
+    VOICE_FAILED,
     Job,
     JobChunk,
     Member,
+    Voice,
     now,
 )
 
 PRIORITY = {INTERACTIVE: 0, BACKGROUND: 6}  # Redis transport: lower numbers are served first
+REDISPATCH_MAX_GAP_S = 600.0  # the longest wait between copies of a dispatch nobody has claimed
 
 
 @dataclass(frozen=True)
@@ -53,18 +60,47 @@ Publish = Callable[[Dispatch], None]
 
 # --- the worker's side -------------------------------------------------------------------------
 
-def claim(session: Session, job_id: str, worker: str, lease_s: float) -> int | None:
-    """Take a queued job (or one whose worker's lease ran out). Returns our attempt number or None."""
+def claim(session: Session, job_id: str, worker: str, lease_s: float,
+          max_attempts: int | None = None, resume_own: bool = False) -> int | None:
+    """Take a queued job (or one whose worker's lease ran out). Returns our attempt number or None.
+
+    Taking over a lapsed lease counts a stopped attempt. With ``max_attempts``, a job whose worker
+    already stopped ``max_attempts - 1`` times is not taken over: the sweep fails it instead.
+    ``resume_own``: ``worker`` names one task delivery in one process (a retry of the same Celery
+    task keeps its id), so a running job held under that very name is an earlier try of ours that
+    could not give the job back (the database was down): take it again at once, uncounted.
+    """
     t = now()
+    lapsed = and_(Job.status == RUNNING, Job.lease_until < t)
+    if max_attempts is not None:
+        lapsed = and_(lapsed, Job.stopped_attempts < max_attempts - 1)
+    own = and_(Job.status == RUNNING, Job.worker == worker) if resume_own else false()
+    someone_elses = and_(Job.status == RUNNING, Job.worker.is_distinct_from(worker))  # they stopped
     row = session.exec(
         update(Job)
-        .where(Job.id == job_id, Job.cancel_requested.is_(False),
-               or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.lease_until < t)))
+        .where(Job.id == job_id, Job.cancel_requested.is_(False), or_(Job.status == QUEUED, lapsed, own))
         .values(status=RUNNING, attempt=Job.attempt + 1, worker=worker, lease_until=t + lease_s,
+                stopped_attempts=Job.stopped_attempts + case((someone_elses, 1), else_=0),
                 started_at=func.coalesce(Job.started_at, t), error=None)
         .returning(Job.attempt)
     ).first()
     return None if row is None else int(row[0])
+
+
+def refund_stop(session: Session, job_id: str) -> bool:
+    """Take back one stopped attempt: the worker it was counted against was alive after all."""
+    result = session.exec(update(Job).where(Job.id == job_id, Job.status.in_((QUEUED, RUNNING)),
+                                            Job.stopped_attempts > 0)
+                          .values(stopped_attempts=Job.stopped_attempts - 1))
+    return result.rowcount == 1
+
+
+def stopped_message(kind: str, times: int) -> str:
+    """Why a job that kept losing its worker failed (most often: the worker ran out of memory)."""
+    doing = {SYNTHESIS: "rendering this job", ENROLL: "enrolling this voice", FINETUNE: "fine-tuning this voice"}
+    count = "once" if times == 1 else f"{times} times"
+    return (f"the worker stopped {count} while {doing.get(kind, 'running this job')}; "
+            "it may need more memory than the worker has")
 
 
 def _ours(job_id: str, attempt: int):  # noqa: ANN202 - a SQL condition
@@ -136,6 +172,20 @@ def fail_queued(session: Session, job_id: str, error: str) -> bool:
 
 # --- the member's side -------------------------------------------------------------------------
 
+def retry(session: Session, job_id: str, member_id: str) -> bool:
+    """failed | cancelled -> queued, for a new attempt (the next claim numbers it), with its
+    progress, stopped attempts and chunk rows reset. False unless the member's job had ended so."""
+    result = session.exec(
+        update(Job).where(Job.id == job_id, Job.member_id == member_id, Job.status.in_((FAILED, CANCELLED)))
+        .values(status=QUEUED, error=None, finished_at=None, cancel_requested=False, worker=None,
+                lease_until=None, dispatched_at=None, redispatch_at=None, stopped_attempts=0,
+                progress_done=0, progress_total=0))
+    if result.rowcount != 1:
+        return False
+    session.exec(delete(JobChunk).where(JobChunk.job_id == job_id))
+    return True
+
+
 def request_cancel(session: Session, job_id: str, member_id: str) -> tuple[str, bool] | None:
     """Cancel a queued job at once, or flag a running one (its worker stops between chunks).
 
@@ -198,7 +248,8 @@ def choose_dispatches(session: Session, member_id: str, concurrency: int,
             .order_by(Job.created_at, Job.id).limit(free)
         ).all()
         if waiting:
-            session.exec(update(Job).where(Job.id.in_([row.id for row in waiting])).values(dispatched_at=t))
+            session.exec(update(Job).where(Job.id.in_([row.id for row in waiting]))
+                         .values(dispatched_at=t, redispatch_at=None))
         chosen += [Dispatch(row.id, row.kind, row.queue, row.priority) for row in waiting]
     return chosen
 
@@ -230,26 +281,34 @@ def dispatch_all(db: Database, publish: Publish, concurrency: int) -> list[str]:
     return published
 
 
-def requeue_lost(db: Database, publish: Publish, redeliver_after_s: float) -> list[str]:
+def requeue_lost(db: Database, publish: Publish, redeliver_after_s: float,
+                 max_attempts: int | None = None) -> list[str]:
     """Bring back jobs whose worker vanished, and re-publish dispatches whose message went missing.
 
     A running job whose lease ran out goes back to queued (or to cancelled, if that was asked)
-    and is published again. A queued job dispatched longer ago than ``redeliver_after_s`` (longer
-    than the broker's own redelivery) is published again too; duplicates are harmless, the claim
-    lets exactly one run.
+    and is published again; with ``max_attempts``, one whose worker has now stopped that many
+    times fails instead, which frees its member's lane. A queued job dispatched but not claimed
+    within ``redeliver_after_s`` (its message may have been lost with a broker restart) is
+    published again, then again after gaps that double up to ``REDISPATCH_MAX_GAP_S``, so a job
+    that merely waits its turn in the broker gathers few copies. Duplicates are harmless: the
+    claim lets exactly one run. ``redeliver_after_s=0`` publishes every dispatched job again.
     """
     t = now()
     with db.write() as session:
-        session.exec(update(Job).where(Job.status == RUNNING, Job.lease_until < t, Job.cancel_requested)
+        lapsed = and_(Job.status == RUNNING, Job.lease_until < t)
+        session.exec(update(Job).where(lapsed, Job.cancel_requested)
                      .values(status=CANCELLED, finished_at=t, lease_until=None))
+        if max_attempts is not None:
+            fail_stopped(session, lapsed, max_attempts, t)
         lost = session.exec(
-            update(Job).where(Job.status == RUNNING, Job.lease_until < t)
-            .values(status=QUEUED, worker=None, lease_until=None, dispatched_at=t)
+            update(Job).where(lapsed)
+            .values(status=QUEUED, worker=None, lease_until=None, dispatched_at=t, redispatch_at=None,
+                    stopped_attempts=Job.stopped_attempts + 1)
             .returning(Job.id, Job.kind, Job.queue, Job.priority)
         ).all()
         stale = session.exec(
-            update(Job).where(Job.status == QUEUED, Job.dispatched_at < t - redeliver_after_s)
-            .values(dispatched_at=t)
+            update(Job).where(Job.status == QUEUED, _redispatch_due(t, redeliver_after_s))
+            .values(redispatch_at=t + _redispatch_gap(t, redeliver_after_s))
             .returning(Job.id, Job.kind, Job.queue, Job.priority)
         ).all()
     # After the commit (see choose_dispatches). If publishing fails here, the job stays queued
@@ -257,6 +316,37 @@ def requeue_lost(db: Database, publish: Publish, redeliver_after_s: float) -> li
     for row in [*lost, *stale]:
         publish(Dispatch(row.id, row.kind, row.queue, row.priority))
     return [row.id for row in [*lost, *stale]]
+
+
+def _redispatch_due(t: float, after_s: float):  # noqa: ANN202 - a SQL condition
+    if after_s <= 0:
+        return Job.dispatched_at.is_not(None)
+    return and_(Job.dispatched_at.is_not(None), func.coalesce(Job.redispatch_at, Job.dispatched_at + after_s) < t)
+
+
+def _redispatch_gap(t: float, after_s: float):  # noqa: ANN202 - a SQL expression
+    """The wait before the next copy: as long as the job has waited so far, within bounds."""
+    waited = t - Job.dispatched_at
+    longest = max(after_s, REDISPATCH_MAX_GAP_S)
+    return case((waited < after_s, after_s), (waited > longest, longest), else_=waited)
+
+
+def fail_stopped(session: Session, lapsed, max_attempts: int, t: float) -> list[str]:  # noqa: ANN001 - a SQL condition
+    """Fail the lapsed jobs whose worker has now stopped ``max_attempts`` times (and the voice of
+    such an enrollment). Returns their ids."""
+    message = case(*((Job.kind == kind, stopped_message(kind, max_attempts)) for kind in (SYNTHESIS, ENROLL, FINETUNE)),
+                   else_=stopped_message("", max_attempts))
+    rows = session.exec(
+        update(Job).where(lapsed, Job.stopped_attempts >= max_attempts - 1)
+        .values(status=FAILED, finished_at=t, lease_until=None, stopped_attempts=Job.stopped_attempts + 1,
+                error=message)
+        .returning(Job.id, Job.kind, Job.voice_id)
+    ).all()
+    voices = [row.voice_id for row in rows if row.kind == ENROLL and row.voice_id]
+    if voices:
+        session.exec(update(Voice).where(Voice.id.in_(voices), Voice.status == ENROLLING)
+                     .values(status=VOICE_FAILED, error=stopped_message(ENROLL, max_attempts), updated_at=t))
+    return [row.id for row in rows]
 
 
 def queue_position(session: Session, job: Job) -> int | None:

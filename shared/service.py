@@ -470,6 +470,41 @@ def cancel_job(backend: Backend, member: Member, job_id: str) -> JobOut:
     return get_job(backend, member, job_id)
 
 
+def retry_job(backend: Backend, member: Member, job_id: str) -> JobOut:
+    """Queue a failed or cancelled job again, as a new attempt of the same job."""
+    with backend.db.write() as session:
+        job = _own_job(session, member, job_id)
+        if job.status not in (FAILED, CANCELLED):
+            raise Conflict(f"job {job_id} is {job.status}; only a failed or cancelled job can be retried")
+        _check_retryable(session, job)
+        _check_quotas(backend, session, member.id)
+        if not job_state.retry(session, job.id, member.id):
+            raise Conflict(f"job {job_id} changed meanwhile; look at it again")
+        if job.kind == ENROLL:
+            session.exec(update(Voice).where(Voice.id == job.voice_id, Voice.status == VOICE_FAILED)
+                         .values(status=ENROLLING, error=None, updated_at=now()))
+    backend.dispatch(member.id, (job.lane,))
+    return get_job(backend, member, job_id)
+
+
+def _check_retryable(session: Session, job: Job) -> None:
+    """What a retry needs that may be gone since the job ended: its text, its voice."""
+    if job.kind == SYNTHESIS and job.text is None:
+        raise Conflict(f"job {job.id} ended too long ago and its text was deleted; submit the entry again")
+    voice = session.get(Voice, job.voice_id) if job.voice_id else None
+    if voice is None or voice.status == DELETING:
+        raise Conflict(f"the voice of job {job.id} no longer exists")
+    if job.kind == ENROLL and voice.status not in (VOICE_FAILED, ENROLLING):
+        raise Conflict(f"voice {voice.id} is {voice.status}; there is no enrollment to retry")
+    if job.kind in (SYNTHESIS, FINETUNE) and voice.status != READY:
+        raise Conflict(f"voice {voice.id} is {voice.status}, not ready")
+    if job.kind == FINETUNE:
+        busy = session.exec(select(Job.id).where(Job.voice_id == voice.id, Job.kind == FINETUNE,
+                                                 Job.status.in_(ACTIVE))).first()
+        if busy is not None:
+            raise Conflict(f"voice {voice.id} is already being fine-tuned (job {busy[0]})")
+
+
 def job_view(backend: Backend, session: Session, job: Job) -> JobOut:
     result = None
     if job.status == SUCCEEDED and job.result_key and job.kind == SYNTHESIS:
@@ -531,6 +566,24 @@ def cleanup_expired(backend: Backend) -> int:
         if voice.updated_at < t - 60:  # not one a request is deleting right now
             purge_voice(backend, voice)
     return len(expired)
+
+
+def clear_ended_chunks(backend: Backend, limit: int = 50) -> int:
+    """Delete the chunk objects of jobs that failed or were cancelled: they will not resume.
+
+    A job's chunk rows mark that it may have chunk objects; they go once the objects are gone, so a
+    storage outage only postpones the deletion to a later sweep. Returns how many jobs were cleared.
+    """
+    with backend.db.read() as session:
+        rows = session.exec(select(Job.id, Job.member_id).where(
+            Job.status.in_((FAILED, CANCELLED)), select(JobChunk.job_id).where(JobChunk.job_id == Job.id).exists())
+            .limit(limit)).all()
+    for row in rows:
+        backend.storage.delete_prefix(keys.chunks_prefix(row.member_id, row.id))
+        with backend.db.write() as session:  # unless a retry queued the job again meanwhile
+            session.exec(delete(JobChunk).where(JobChunk.job_id == row.id, select(Job.id).where(
+                Job.id == row.id, Job.status.in_((FAILED, CANCELLED))).exists()))
+    return len(rows)
 
 
 def voice_failed(session: Session, voice_id: str, error: str) -> None:

@@ -58,13 +58,19 @@ class Settings(BaseSettings):
     s3_public_endpoint_url: str | None = None  # address clients download from, when it differs
     visibility_timeout_s: int | None = None  # default: task_time_limit_s + 10 minutes
     unacked_restore_interval_s: int = 2  # how often workers look for messages a dead worker held
-    job_lease_s: int = 60  # a running job is taken over when its worker stops renewing this
-    sweep_interval_s: float = 10.0  # workers' check for lost jobs, pending dispatches, expired results
+    # A killed worker's job is taken over within job_lease_s + sweep_interval_s (15 s): the lease
+    # lapses at most job_lease_s after the last heartbeat, and the next sweep of any worker sees it.
+    job_lease_s: float = Field(10.0, gt=0)  # a running job is taken over when its worker stops renewing this
+    job_heartbeat_s: float = Field(3.0, gt=0)  # how often a running job's lease is renewed (at most lease/3)
+    sweep_interval_s: float = 5.0  # workers' check for lost jobs, pending dispatches, expired results
+    redispatch_after_s: float = Field(30.0, gt=0)  # a dispatched job not claimed by then is published again
     member_concurrency: int = 1  # jobs of one member in the queue or running, per lane
     interactive_max_chars: int = 2000  # syntheses up to this many characters go ahead of long ones
     profile_cache_size: int = 16  # voice profiles kept warm per worker process
     finetuned_cache_size: int = 2  # fine-tuned voices' GPT + SoVITS kept warm per worker process (~0.5 GB each at full size)
-    task_max_retries: int = 5  # transient storage/database errors, with exponential backoff
+    task_max_retries: int = 5  # no longer read: outage_window_s bounds the retries (kept so .env files stay valid)
+    outage_window_s: float = Field(900.0, ge=0)  # how long a job waits out unreachable storage or database
+    job_max_attempts: int = Field(3, ge=1)  # a job whose worker stops this many times fails (a poison job)
     worker_chunk_delay_s: float = 0.0  # a pause after each chunk; only tests that need a slow job set it
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555

@@ -29,7 +29,9 @@ from contracts import (
 from shared.keys import new_id
 
 # Job kinds, statuses and lanes come from contracts (the life cycle is described there) and are
-# re-exported here for the SQL layer; the columns below hold exactly those strings.
+# re-exported here for the SQL layer; the columns below hold exactly those strings. running -> queued
+# happens only when a worker vanished (its lease ran out) or let go after a transient error;
+# failed | cancelled -> queued only when the member retries the job.
 __all__ = [
     "ACTIVE", "BACKGROUND", "CANCELLED", "DELETING", "ENROLL", "ENROLLING", "FAILED", "FINETUNE", "FINISHED",
     "INTERACTIVE", "QUEUED", "READY", "RUNNING", "SUCCEEDED", "SYNTHESIS", "VOICE_FAILED",
@@ -109,6 +111,7 @@ class Job(SQLModel, table=True):
 
     created_at: float = Field(default_factory=now)
     dispatched_at: float | None = None
+    redispatch_at: float | None = None  # when to publish again if still unclaimed (None: dispatched_at + delay)
     started_at: float | None = None
     finished_at: float | None = None
 
@@ -118,6 +121,8 @@ class Job(SQLModel, table=True):
     worker: str | None = Field(default=None, max_length=200)
     lease_until: float | None = None
     cancel_requested: bool = False
+    # Attempts whose worker stopped (killed, out of memory) without an outcome; see job_max_attempts.
+    stopped_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
     progress_done: int = 0
     progress_total: int = 0

@@ -372,6 +372,58 @@ def test_the_text_of_jobs_that_ended_without_a_result_is_forgotten_after_the_ttl
         assert session.get(Job, job_id).text is None
 
 
+# --- retrying a job that ended without a result --------------------------------------------------
+
+def test_a_failed_or_cancelled_job_is_queued_again_as_a_new_attempt(stack):
+    me = stack.member("ann")
+    job_id = stack.synth(me, voice_id=stack.ready_voice(me)).json()["job_id"]
+    stack.client.post(f"/v1/jobs/{job_id}/cancel", headers=me)
+    r = stack.client.post(f"/v1/jobs/{job_id}/retry", headers=me)
+    assert r.status_code == 202, r.text
+    assert (r.json()["status"], r.json()["cancel_requested"], r.json()["finished_at"]) == ("queued", False, None)
+    assert [d.job_id for d in stack.published].count(job_id) == 2  # handed to the workers again
+    with stack.backend.db.write() as session:
+        attempt = job_state.claim(session, job_id, "w", 60)
+        job_state.record_progress(session, job_id, attempt, 1, 2, 60)
+        job_state.fail(session, job_id, attempt, "boom")
+    r = stack.client.post(f"/v1/jobs/{job_id}/retry", headers=me)
+    assert r.status_code == 202 and r.json()["error"] is None and r.json()["progress"] == {"done": 0, "total": 0}
+    assert stack.count(JobChunk, JobChunk.job_id == job_id) == 0
+    with stack.backend.db.write() as session:
+        assert job_state.claim(session, job_id, "w", 60) == 2  # a new attempt of the same job
+
+
+def test_retrying_an_active_or_finished_job_is_409_and_anothers_is_404(stack):
+    me, other = stack.member("ann"), stack.member("bob")
+    voice_id = stack.ready_voice(me)
+    queued = stack.synth(me, voice_id=voice_id).json()["job_id"]
+    r = stack.client.post(f"/v1/jobs/{queued}/retry", headers=me)
+    assert r.status_code == 409 and "only a failed or cancelled job" in r.json()["detail"]
+    stack.run_to_success(queued)
+    assert stack.client.post(f"/v1/jobs/{queued}/retry", headers=me).status_code == 409
+    failed = stack.synth(me, text="另一篇。", voice_id=voice_id).json()["job_id"]
+    stack.client.post(f"/v1/jobs/{failed}/cancel", headers=me)
+    assert stack.client.post(f"/v1/jobs/{failed}/retry", headers=other).status_code == 404
+    assert stack.client.post(f"/v1/jobs/{'0' * 32}/retry", headers=me).status_code == 404
+    with stack.backend.db.write() as session:  # past the TTL the text is gone: nothing left to render
+        session.exec(update(Job).where(Job.id == failed).values(text=None))
+    r = stack.client.post(f"/v1/jobs/{failed}/retry", headers=me)
+    assert r.status_code == 409 and "submit the entry again" in r.json()["detail"]
+
+
+def test_retrying_a_failed_enrollment_makes_its_voice_enrolling_again(stack):
+    me = stack.member("ann")
+    r = stack.upload(me)
+    voice_id, job_id = r.json()["voice_id"], r.json()["job_id"]
+    with stack.backend.db.write() as session:
+        attempt = job_state.claim(session, job_id, "w", 60)
+        job_state.fail(session, job_id, attempt, "no speech found")
+        service.voice_failed(session, voice_id, "no speech found")
+    assert stack.client.post(f"/v1/jobs/{job_id}/retry", headers=me).status_code == 202
+    voice = stack.client.get(f"/v1/voices/{voice_id}", headers=me).json()
+    assert voice["status"] == "enrolling"
+
+
 # --- deleting a voice ----------------------------------------------------------------------------
 
 def test_deleting_a_voice_takes_two_steps_and_removes_everything_made_from_it(stack):

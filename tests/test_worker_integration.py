@@ -123,7 +123,7 @@ def stack(redis_url, jobs_database, s3, tiny_models, tmp_path_factory):
         "s3_access_key": s3.access_key, "s3_secret_key": s3.secret_key, "s3_bucket": s3.bucket,
         "data_dir": str(data), "models_dir": str(tiny_models), "device": "cpu", "threads": "1",
         "api_url": f"http://127.0.0.1:{api_port}", "port": str(api_port),
-        "job_lease_s": "3", "sweep_interval_s": "0.5", "visibility_timeout_s": "120",
+        "job_lease_s": "3", "sweep_interval_s": "0.5", "visibility_timeout_s": "120", "redispatch_after_s": "2",
         "unacked_restore_interval_s": "1", "task_time_limit_s": "100", "worker_chunk_delay_s": "0.25",
         "interactive_max_chars": "40", "max_upload_bytes": "1000000", "max_text_chars": "2000",
         "allow_legacy_voices": "true",  # its voices are one-clip uploads, without consent
@@ -302,6 +302,86 @@ def test_a_pool_process_killed_mid_job_is_replaced_and_the_job_taken_over(stack,
     assert row.attempt == 2
     assert [k for k in stack.objects(row.member_id) if f"/jobs/{job_id}/" in k] == [row.result_key]
     assert all(proc.poll() is None for proc in stack.workers.values())
+
+
+def _settle(client: Client) -> None:
+    """Wait until the member has nothing queued or running (earlier tests' jobs)."""
+    wait_until(lambda: not any(j.status in ("queued", "running") for j in client.jobs(limit=100).items),
+               120, 0.3, "the member's earlier jobs")
+
+
+def _claimed(stack: Stack, job_id: str, attempt: int) -> Job:
+    def running() -> Job | None:
+        row = stack.job_row(job_id)
+        assert row.status in ("queued", "running"), f"job {row.status}: {row.error}"
+        return row if row.status == "running" and row.attempt == attempt else None
+
+    return wait_until(running, 60, 0.05, f"attempt {attempt} of job {job_id}")
+
+
+def test_a_job_that_keeps_killing_its_worker_fails_after_three_attempts_and_frees_the_lane(stack, ann):
+    client, voice_id = ann
+    _settle(client)
+    poison = client.synthesize(LONG_ENTRY, voice_id, seed=7).job_id
+    behind = client.synthesize(LONG_ENTRY[:60], voice_id, seed=7).job_id  # the same lane: it waits its turn
+    for attempt in (1, 2, 3):
+        row = _claimed(stack, poison, attempt)
+        killed_at = time.monotonic()
+        os.kill(int(row.worker.split(":")[1]), signal.SIGKILL)  # the pool process, as the OOM killer would
+        if attempt < 3:
+            _claimed(stack, poison, attempt + 1)
+            lease, sweep = stack.settings.job_lease_s, stack.settings.sweep_interval_s
+            assert time.monotonic() - killed_at < lease + sweep + 3  # taken over as soon as the lease lapses
+            assert client.job(behind).status == "queued"
+    job = client.wait(poison, timeout_s=60, poll_s=0.2)
+    assert job.status == "failed"
+    assert job.error == ("the worker stopped 3 times while rendering this job; "
+                         "it may need more memory than the worker has")
+    row = stack.job_row(poison)
+    assert row.attempt == 3
+    chunks = f"members/{row.member_id}/jobs/{poison}/chunks/"
+    wait_until(lambda: not stack.storage.list(chunks), 10, 0.2, "the failed job's chunks to be deleted")
+    after = client.wait(behind, timeout_s=120, poll_s=0.2)
+    assert after.status == "succeeded", after.error
+    assert stack.job_row(behind).started_at >= stack.job_row(poison).finished_at
+    assert all(proc.poll() is None for proc in stack.workers.values())
+
+
+def test_a_dispatch_whose_message_was_lost_is_published_again_and_runs(stack, ann):
+    from shared import service
+    from shared.schemas import SynthesisRequest
+
+    client, voice_id = ann
+    _settle(client)
+    token = client.http.headers["Authorization"].split()[1]
+    nowhere = service.Backend(stack.settings, stack.db, stack.storage, lambda _dispatch: None)
+    member = service.authenticate(nowhere, token)
+    job, _ = service.create_synthesis(nowhere, member, SynthesisRequest(text="丢了的消息。", voice_id=voice_id))
+    dispatched_at = stack.job_row(job.id).dispatched_at
+    assert dispatched_at is not None  # marked as handed to the broker, but no message exists
+    done = client.wait(job.id, timeout_s=60, poll_s=0.2)
+    assert done.status == "succeeded", done.error
+    row = stack.job_row(job.id)
+    assert row.attempt == 1 and row.started_at - dispatched_at >= stack.settings.redispatch_after_s - 0.5
+
+
+def test_a_cancelled_job_retried_from_the_cli_runs_again_as_a_new_attempt(stack, ann):
+    client, voice_id = ann
+    token = {"ECHODIARY_API_TOKEN": client.http.headers["Authorization"].split()[1]}
+    job_id = client.synthesize(LONG_ENTRY[:80], voice_id, seed=8).job_id
+    _wait_for_chunks(client, job_id, 1)
+    client.cancel(job_id)
+    assert client.wait(job_id, timeout_s=60, poll_s=0.1).status == "cancelled"
+    retried = stack.cli("retry", job_id, env_extra=token)
+    assert retried.returncode == 0 and retried.stdout.strip() == job_id, retried.stderr
+    job = client.wait(job_id, timeout_s=120, poll_s=0.2)
+    assert job.status == "succeeded", job.error
+    row = stack.job_row(job_id)
+    assert row.attempt >= 2  # a new attempt (more than one if a loaded machine let a 3 s lease lapse)
+    assert [k for k in stack.objects(row.member_id) if f"/jobs/{job_id}/" in k] == [row.result_key]
+    again = stack.cli("retry", job_id, env_extra=token)
+    assert again.returncode == 1 and "only a failed or cancelled job can be retried" in again.stderr
+    assert "Traceback" not in again.stderr
 
 
 # --- idempotency and bad input through the real stack --------------------------------------------

@@ -6,9 +6,10 @@ import time
 
 import numpy as np
 import pytest
-from jobs_fixtures import audio_bytes, embedded_settings, free_port
+from jobs_fixtures import audio_bytes, embedded_settings, free_port, wait_until
 
 from shared import job_state, service
+from shared.settings import Settings
 from shared.storage import LocalStorage, S3Storage
 from shared.tables import Job
 from worker.cancel import cancel_checker
@@ -102,3 +103,117 @@ def test_an_unreachable_storage_gives_the_job_back_for_a_retry(tmp_data_dir):
     with backend.db.read() as session:
         job = session.get(Job, job_id)
     assert job.status == "queued" and job.attempt == 1 and job.worker is None
+
+
+def test_the_default_lease_lets_a_killed_workers_job_be_taken_over_within_15_s():
+    settings = Settings(_env_file=None)
+    assert settings.job_lease_s + settings.sweep_interval_s <= 15
+    assert Lease(None, "j", 1, settings.job_lease_s, settings.job_heartbeat_s).heartbeat_s <= settings.job_lease_s / 3
+
+
+def test_a_job_whose_lease_holder_stops_heartbeating_is_taken_over_within_the_bound(postgres_url, tmp_path):
+    import threading
+
+    from shared.db import Database
+    from shared.tables import Member
+    from worker.sweeper import sweep_once
+
+    lease_s, sweep_s = 1.5, 0.3
+    settings = embedded_settings(tmp_path, job_lease_s=lease_s, job_heartbeat_s=0.3, sweep_interval_s=sweep_s)
+    db = Database(postgres_url)
+    member = Member(name=f"m-{time.monotonic_ns()}")
+    job = Job(member_id=member.id, kind="synthesis", text="x")
+    with db.write() as session:
+        session.add(member)
+        session.flush()
+        session.add(job)
+    taken: list[tuple[float, int]] = []
+
+    def another_worker(dispatch: job_state.Dispatch) -> None:  # what a worker handed the message does
+        with db.write() as session:
+            attempt = job_state.claim(session, dispatch.job_id, "w2", 60, settings.job_max_attempts)
+        if dispatch.job_id == job.id and attempt is not None:
+            taken.append((time.monotonic(), attempt))
+
+    backend = service.Backend(settings, db, LocalStorage(tmp_path / "s", "http://x", b"k" * 32), another_worker)
+    stop = threading.Event()
+
+    def sweeper() -> None:
+        while not stop.wait(sweep_s):
+            sweep_once(backend, 3600, cleanup=False)
+
+    thread = threading.Thread(target=sweeper, daemon=True)
+    thread.start()
+    try:
+        with db.write() as session:
+            attempt = job_state.claim(session, job.id, "w1", lease_s)
+        with Lease(db, job.id, attempt, lease_s, settings.job_heartbeat_s):
+            time.sleep(3 * lease_s)  # a live holder keeps its job however long it works
+            assert taken == []
+        stopped = time.monotonic()  # the holder dies: no more heartbeats
+        wait_until(lambda: taken, 10, 0.05, "the takeover")
+    finally:
+        stop.set()
+        thread.join(5)
+    (at, new_attempt), = taken
+    assert new_attempt == 2 and at - stopped <= lease_s + sweep_s + 0.5
+    with db.read() as session:
+        row = session.get(Job, job.id)
+    assert (row.status, row.worker, row.stopped_attempts) == ("running", "w2", 1)
+
+
+def test_the_sweep_deletes_the_chunks_of_failed_and_cancelled_jobs_only(postgres_url, s3, tmp_path):
+    from shared import keys
+    from shared.db import Database
+    from shared.tables import Member
+    from worker.sweeper import sweep_once
+
+    storage = S3Storage(s3.endpoint_url, s3.access_key, s3.secret_key, s3.bucket)
+    backend = service.Backend(embedded_settings(tmp_path), Database(postgres_url), storage, lambda _d: None)
+    member = Member(name=f"m-{time.monotonic_ns()}")
+    jobs = {name: Job(member_id=member.id, kind="synthesis", text="x") for name in ("failed", "cancelled", "running")}
+    with backend.db.write() as session:
+        session.add(member)
+        session.flush()
+        session.add_all(jobs.values())
+    for name, job in jobs.items():
+        cache = StorageChunkCache(storage, member.id, job.id)
+        with backend.db.write() as session:
+            attempt = job_state.claim(session, job.id, "w", 60)
+            for done in (1, 2):
+                cache.put(f"{done:032x}", np.zeros(10, dtype=np.float32))
+                job_state.record_progress(session, job.id, attempt, done, 3, 60)
+            if name == "failed":
+                job_state.fail(session, job.id, attempt, "internal error")
+            elif name == "cancelled":
+                job_state.mark_cancelled(session, job.id, attempt)
+    sweep_once(backend, 3600, cleanup=False)
+    left = {name: storage.list(keys.chunks_prefix(member.id, job.id)) for name, job in jobs.items()}
+    assert (left["failed"], left["cancelled"], len(left["running"])) == ([], [], 2)
+    assert service.clear_ended_chunks(backend) == 0  # done once; a later sweep has nothing to do
+
+
+def test_a_live_worker_whose_lease_lapsed_takes_back_the_stopped_attempt(backend):
+    """A stall (or a database outage) longer than the lease is not a crash: it must not count."""
+    from sqlalchemy import update
+
+    _, job_id = _queued_enrollment(backend)
+    storage = backend.storage
+
+    class Stalling:  # the real storage, during whose first read the worker stalls past its lease
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(storage, name)
+
+        def get(self, key: str) -> bytes:
+            with backend.db.write() as session:
+                session.exec(update(Job).where(Job.id == job_id).values(lease_until=time.time() - 1))
+            job_state.requeue_lost(backend.db, lambda _d: None, 3600, max_attempts=3)
+            with backend.db.read() as session:
+                assert session.get(Job, job_id).stopped_attempts == 1  # counted as a crash, for now
+            return storage.get(key)
+
+    stalled = service.Backend(backend.settings, backend.db, Stalling(), backend.publish)
+    assert run_job(stalled, job_id) == "lost"
+    with backend.db.read() as session:
+        job = session.get(Job, job_id)
+    assert (job.status, job.stopped_attempts) == ("queued", 0)

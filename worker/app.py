@@ -8,9 +8,9 @@ job come back quickly rather than after minutes:
 * a visibility timeout longer than the longest task (a task outliving it would be delivered again
   while still running), and an unacked-restore sweep every couple of seconds instead of kombu's
   default 10 s x 10;
-* on top of the broker, our own lease on the job row: a worker that vanished entirely is noticed
-  by any other worker's sweep within ``job_lease_s`` and its job is queued again (see
-  :mod:`worker.sweeper`).
+* on top of the broker, our own lease on the job row, renewed every ``job_heartbeat_s``: a worker
+  that vanished entirely is noticed by any other worker's sweep within ``job_lease_s`` +
+  ``sweep_interval_s`` and its job is queued again (see :mod:`worker.sweeper`).
 """
 
 from __future__ import annotations

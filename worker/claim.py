@@ -21,14 +21,18 @@ class LostJob(Exception):
     """The job is no longer ours: another attempt owns it, or it was deleted or finished."""
 
 
-def claim(db: Database, job_id: str, worker: str, lease_s: float) -> int | None:
+def claim(db: Database, job_id: str, worker: str, lease_s: float, max_attempts: int | None = None,
+          resume_own: bool = False) -> int | None:
     with db.write() as session:
-        return job_state.claim(session, job_id, worker, lease_s)
+        return job_state.claim(session, job_id, worker, lease_s, max_attempts, resume_own)
 
 
 class Lease:
-    def __init__(self, db: Database, job_id: str, attempt: int, lease_s: float) -> None:
+    def __init__(self, db: Database, job_id: str, attempt: int, lease_s: float,
+                 heartbeat_s: float | None = None) -> None:
         self.db, self.job_id, self.attempt, self.lease_s = db, job_id, attempt, lease_s
+        # Renew at least three times per lease, so one slow or failed renewal does not lose it.
+        self.heartbeat_s = min(heartbeat_s or lease_s, lease_s / 3)
         self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id[:8]}", daemon=True)
@@ -43,7 +47,7 @@ class Lease:
         self._thread.join(timeout=5)
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.lease_s / 3):
+        while not self._stop.wait(self.heartbeat_s):
             try:
                 with self.db.write() as session:
                     if not job_state.renew(session, self.job_id, self.attempt, self.lease_s):

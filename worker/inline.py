@@ -13,6 +13,7 @@ import threading
 
 from shared import job_state, service
 from shared.settings import Settings
+from worker.outage import gave_up_message, retry_delay
 from worker.runner import TransientError, run_job
 from worker.sweeper import sweep_once
 
@@ -40,12 +41,28 @@ class InlineExecutor:
         self._thread = threading.Thread(target=self._loop, name="echodiary-inline-worker", daemon=True)
         self._thread.start()
         # Jobs left queued by an earlier run of this process get their turn again.
-        job_state.requeue_lost(self.backend.db, self.publish, redeliver_after_s=0)
+        job_state.requeue_lost(self.backend.db, self.publish, redeliver_after_s=0,
+                               max_attempts=self.settings.job_max_attempts)
 
     def stop(self) -> None:
         self._queue.put((-1, -1, None))
         if self._thread is not None:
             self._thread.join(timeout=30)
+
+    def _retry_later(self, job_id: str, retries: dict[str, int], exc: TransientError) -> None:
+        """Wait out an outage (see :mod:`worker.outage`); fail the job once the window is spent."""
+        n = retries.get(job_id, 0)
+        delay = retry_delay(self.settings, n)
+        if delay is None:
+            retries.pop(job_id, None)
+            try:
+                with self.backend.db.write() as session:
+                    job_state.fail_queued(session, job_id, gave_up_message(self.settings, exc))
+            except Exception:  # still down: the job stays queued and the sweep publishes it again
+                log.warning("could not fail job %s", job_id, exc_info=True)
+            return
+        retries[job_id] = n + 1
+        threading.Timer(delay, self._queue.put, ((0, next(self._seq), job_id),)).start()
 
     def _loop(self) -> None:
         retries: dict[str, int] = {}
@@ -63,9 +80,7 @@ class InlineExecutor:
             try:
                 run_job(self.backend, job_id)
                 retries.pop(job_id, None)
-            except TransientError:
-                n = retries[job_id] = retries.get(job_id, 0) + 1
-                if n <= self.settings.task_max_retries:
-                    threading.Timer(min(2**n, 60), self._queue.put, ((0, next(self._seq), job_id),)).start()
+            except TransientError as exc:
+                self._retry_later(job_id, retries, exc)
             except Exception:
                 log.exception("job %s crashed the inline worker loop", job_id)

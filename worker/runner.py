@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from shared import job_state, keys, service
+from shared.db import Database
 from shared.service import Backend
 from shared.storage import CONTENT_TYPES, StorageUnavailable
 from shared.tables import CANCELLED, ENROLL, FAILED, FINETUNE, READY, SUCCEEDED, SYNTHESIS, Job, Voice, now
@@ -55,22 +56,41 @@ def run_job(backend: Backend, job_id: str, worker: str | None = None) -> str:
     if not keys.is_id(job_id):
         return "skipped"
     db, settings = backend.db, backend.settings
-    attempt = claim(db, job_id, worker or worker_name(), settings.job_lease_s)
-    if attempt is None:
-        return "skipped"  # finished, cancelled, deleted, or another worker holds a live claim
-    with db.read() as session:
-        job = session.get(Job, job_id)
+    try:
+        # A caller-given name identifies one task delivery (see job_state.claim's resume_own).
+        attempt = claim(db, job_id, worker or worker_name(), settings.job_lease_s, settings.job_max_attempts,
+                        resume_own=worker is not None)
+        if attempt is None:
+            return "skipped"  # finished, cancelled, deleted, or another worker holds a live claim
+        with db.read() as session:
+            job = session.get(Job, job_id)
+    except Exception as exc:
+        if is_transient(exc):  # the database is down: try again later, like an outage mid-job
+            raise TransientError(str(exc)) from exc
+        raise
     if job is None:
         return "lost"
     try:
-        with Lease(db, job_id, attempt, settings.job_lease_s) as lease:
+        with Lease(db, job_id, attempt, settings.job_lease_s, settings.job_heartbeat_s) as lease:
             outcome = _run_kind(Context(backend, job, lease))
+        if outcome == "lost":
+            _not_stopped(db, job_id)
     finally:
         try:
             backend.dispatch(job.member_id)  # a slot of this member's lane is free now
         except Exception:  # the sweep dispatches later if the database is down right now
             log.warning("dispatch after job %s failed", job_id, exc_info=True)
     return outcome
+
+
+def _not_stopped(db: Database, job_id: str) -> None:
+    """Our lease lapsed while we were alive (a stall, a database outage) and that was counted as a
+    stopped attempt: take it back, so only real crashes count towards job_max_attempts."""
+    try:
+        with db.write() as session:
+            job_state.refund_stop(session, job_id)
+    except Exception:
+        log.warning("could not correct the stopped attempts of job %s", job_id, exc_info=True)
 
 
 def _run_kind(ctx: Context) -> str:

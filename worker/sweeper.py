@@ -15,15 +15,16 @@ import time
 from celery import bootsteps
 
 from shared import job_state, service
-from worker.messages import publisher, visibility_timeout
+from worker.messages import publisher
 
 log = logging.getLogger(__name__)
 CLEANUP_EVERY_S = 300.0
 
 
 def sweep_once(backend: service.Backend, redeliver_after_s: float, cleanup: bool = True) -> dict[str, int]:
-    requeued = job_state.requeue_lost(backend.db, backend.publish, redeliver_after_s)
+    requeued = job_state.requeue_lost(backend.db, backend.publish, redeliver_after_s, backend.settings.job_max_attempts)
     dispatched = job_state.dispatch_all(backend.db, backend.publish, backend.settings.member_concurrency)
+    service.clear_ended_chunks(backend)  # failed and cancelled jobs' chunks, soon after they end
     expired = service.cleanup_expired(backend) if cleanup else 0
     if requeued or expired:
         log.info("sweep: %d jobs requeued, %d dispatched, %d results expired",
@@ -56,7 +57,7 @@ class SweeperStep(bootsteps.StartStopStep):
                 if backend is None:
                     backend = service.open_backend(settings, publisher(app))
                 cleanup = time.monotonic() - last_cleanup >= CLEANUP_EVERY_S
-                sweep_once(backend, visibility_timeout(settings) + 60, cleanup=cleanup)
+                sweep_once(backend, settings.redispatch_after_s, cleanup=cleanup)
                 if cleanup:
                     last_cleanup = time.monotonic()
             except Exception:

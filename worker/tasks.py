@@ -12,6 +12,7 @@ from shared import job_state, service
 from shared.service import Backend
 from worker.app import app
 from worker.messages import CLEANUP_TASK, TASK_FOR_KIND, publisher
+from worker.outage import gave_up_message, retry_delay
 from worker.runner import TransientError, run_job, worker_name
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,13 @@ def _run(task: Task, job_id: str) -> str:
         return run_job(backend(), job_id, f"{task.request.hostname or worker_name()}:{os.getpid()}:{task.request.id}")
     except TransientError as exc:
         retries = task.request.retries
-        if retries >= app.settings.task_max_retries:
+        delay = retry_delay(app.settings, retries)
+        if delay is None:
             log.error("job %s: giving up after %d retries: %s", job_id, retries, exc)
             with backend().db.write() as session:
-                job_state.fail_queued(session, job_id, f"storage or database unavailable: {exc}")
+                job_state.fail_queued(session, job_id, gave_up_message(app.settings, exc))
             raise
-        raise task.retry(countdown=min(2 ** retries, 60), exc=exc) from exc
+        raise task.retry(countdown=delay, exc=exc) from exc
     except SoftTimeLimitExceeded:
         log.error("job %s ran past the time limit", job_id)
         raise

@@ -97,6 +97,15 @@ def cancel(job_id: str) -> None:
     err(f"job {job_id}: {job.status}" + (" (stopping after the current chunk)" if job.status == "running" else ""))
 
 
+def retry(job_id: str, wait: bool = typer.Option(False, "--wait", "-w", help="Wait with a progress bar")) -> None:
+    """Try a failed or cancelled job again, as a new attempt; prints the job id."""
+    client = connect_client()
+    job = guarded(client.retry)(job_id)
+    typer.echo(job.job_id)
+    if wait or get_settings().embedded:
+        finish(client, guarded(show_progress)(client, job.job_id), None)
+
+
 def finetune(voice_id: str, sovits_epochs: int = typer.Option(8), gpt_epochs: int = typer.Option(15),
              wait: bool = typer.Option(False, "--wait", "-w")) -> None:
     """Fine-tune the models on one of your voices (a long background job); prints the job id.
@@ -118,4 +127,5 @@ def register(app: typer.Typer) -> None:
     app.command()(download)
     app.command("jobs")(jobs_list)
     app.command()(cancel)
+    app.command()(retry)
     app.command()(finetune)

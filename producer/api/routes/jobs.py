@@ -1,4 +1,4 @@
-"""Jobs: read one (status, progress, queue position, result link), list them, cancel one."""
+"""Jobs: read one (status, progress, queue position, result link), list them, cancel or retry one."""
 
 from __future__ import annotations
 
@@ -26,6 +26,12 @@ def list_jobs(member: CurrentMember, backend: BackendDep,
 @router.get("/{job_id}", response_model=JobOut, summary="One job: status, progress and, when done, a link")
 def get_job(job_id: str, member: CurrentMember, backend: BackendDep) -> JobOut:
     return service.get_job(backend, member, job_id)
+
+
+@router.post("/{job_id}/retry", status_code=202, response_model=JobOut,
+             summary="Try a failed or cancelled job again, as a new attempt")
+def retry_job(job_id: str, member: CurrentMember, backend: BackendDep) -> JobOut:
+    return service.retry_job(backend, member, job_id)
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
