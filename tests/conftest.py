@@ -108,3 +108,18 @@ def tmp_data_dir(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     data.mkdir()
     return data
+
+
+@pytest.fixture
+def fresh_database(services):
+    """A database of this test's own, for a test that must see no other test's rows."""
+    import sqlalchemy as sa
+
+    name = f"echodiary_own_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(services.postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield services.postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

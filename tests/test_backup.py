@@ -146,13 +146,13 @@ def fresh_server(services, postgres_url, s3):
     admin.dispose()
 
 
-def test_server_mode_round_trip_onto_a_fresh_database_and_bucket(tmp_path, postgres_url, s3, fresh_server):
+def test_server_mode_round_trip_onto_a_fresh_database_and_bucket(tmp_path, fresh_database, s3, fresh_server):
     def server(data_dir: Path, database_url: str, bucket: str) -> Settings:
         return Settings(_env_file=None, data_dir=data_dir, database_url=database_url, s3_endpoint_url=s3.endpoint_url,
                         s3_access_key=s3.access_key, s3_secret_key=s3.secret_key, s3_bucket=bucket,
                         allow_legacy_voices=True)  # populate() makes a one-clip voice
 
-    source_settings = server(tmp_path / "old", postgres_url, s3.bucket)
+    source_settings = server(tmp_path / "old", fresh_database, s3.bucket)
     source = open_backend(source_settings)
     made = populate(source)
     ring = keyring(tmp_path / "old")

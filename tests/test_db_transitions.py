@@ -150,7 +150,7 @@ def test_a_worker_handed_a_new_job_finds_it_committed(db_url, tmp_path):
         with worker_db.write() as session:
             claims.append(job_state.claim(session, dispatch.job_id, "instant", 60))
 
-    settings = Settings(_env_file=None, data_dir=tmp_path)
+    settings = Settings(_env_file=None, data_dir=tmp_path, allow_legacy_voices=True)  # a bare Voice row: no consent
     backend = service.Backend(settings, db, LocalStorage(tmp_path, "http://x", b"k" * 32), instant_worker)
     member, _ = service.create_member(backend, f"m-{time.monotonic_ns()}")
     voice = Voice(member_id=member.id, name="v", language="zh", transcript="x", status="ready", profile_key="k")
