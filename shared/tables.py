@@ -216,3 +216,24 @@ class VoiceConsent(SQLModel, table=True):
     dataset_key: str | None = None
     holdout: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: float = Field(default_factory=now)
+
+
+# --- diary entries (issue #16) -----------------------------------------------------------------
+
+
+class DiaryEntry(SQLModel, table=True):
+    """One diary entry of a member; ``last_job_id`` is the latest synthesis made from it."""
+
+    __tablename__ = "diary_entry"
+    __table_args__ = (Index("ix_diary_entry_member_date", "member_id", "entry_date"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    member_id: str = Field(foreign_key="member.id", max_length=32)
+    title: str | None = Field(default=None, max_length=200)
+    text: str
+    language: str = Field(max_length=16)
+    voice_id: str | None = Field(default=None, max_length=32)
+    entry_date: str = Field(max_length=10)  # ISO date, YYYY-MM-DD: sorts as text on both databases
+    last_job_id: str | None = Field(default=None, max_length=32)
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)

@@ -14,7 +14,17 @@ from fastapi import FastAPI
 
 from producer.api import errors
 from producer.api.limits import BodyLimit
-from producer.api.routes import enrollment, files, health, jobs, members, syntheses, voices, watermark
+from producer.api.routes import (
+    enrollment,
+    entries,
+    files,
+    health,
+    jobs,
+    members,
+    syntheses,
+    voices,
+    watermark,
+)
 from shared.service import Backend, open_backend
 from shared.settings import Settings, get_settings
 from shared.storage import S3Storage
@@ -60,7 +70,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app = FastAPI(title="EchoDiary", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.backend = backend
     errors.install(app)
-    for module in (members, voices, enrollment, syntheses, jobs, files, watermark, health):
+    for module in (members, voices, enrollment, syntheses, jobs, files, watermark, health, entries):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     # Room for the largest upload plus the multipart framing around it.
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 1024 * 1024)
