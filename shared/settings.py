@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     presign_ttl_s: int = 3600
     result_ttl_s: int = 7 * 24 * 3600
+    web_session_ttl_s: int = 30 * 24 * 3600  # a browser sign-in lasts this long after its last use
+    api_public_url: str | None = None  # where household browsers reach the API (invite links); else api_url
     quota_queued_jobs: int = 20
     quota_chars_per_day: int = 200_000
     quota_storage_bytes: int = 2 * 1024**3

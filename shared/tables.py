@@ -237,3 +237,30 @@ class DiaryEntry(SQLModel, table=True):
     last_job_id: str | None = Field(default=None, max_length=32)
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
+
+
+# --- web sign-in (issue #16) -------------------------------------------------------------------
+
+
+class WebSession(SQLModel, table=True):
+    """A browser's sign-in: the cookie holds a random id, only its hash is kept."""
+
+    __tablename__ = "web_session"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    member_id: str = Field(foreign_key="member.id", index=True, max_length=32)
+    csrf_token: str = Field(max_length=64)  # double-submit: the page echoes it in X-CSRF-Token
+    created_at: float = Field(default_factory=now)
+    expires_at: float
+
+
+class MemberInvite(SQLModel, table=True):
+    """A one-time sign-in code for a member's first browser (hashed; used once; expires)."""
+
+    __tablename__ = "member_invite"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    member_id: str = Field(foreign_key="member.id", index=True, max_length=32)
+    created_at: float = Field(default_factory=now)
+    expires_at: float
+    used_at: float | None = None

@@ -5,17 +5,19 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared import service
+from shared import service, web_sessions
 from shared.service import Backend
 from shared.tables import Member
 
 bearer = HTTPBearer(auto_error=False, description="A member's API token (`echodiary members add`).")
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def get_backend(request: Request) -> Backend:
@@ -25,13 +27,29 @@ def get_backend(request: Request) -> Backend:
 BackendDep = Annotated[Backend, Depends(get_backend)]
 
 
-def current_member(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+def current_member(request: Request,
+                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
                    backend: BackendDep) -> Member:
+    if credentials is None and request.cookies.get(web_sessions.SESSION_COOKIE):
+        return cookie_member(request, backend)
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise HTTPException(401, "missing API token: send 'Authorization: Bearer <token>'", UNAUTHORIZED)
     member = service.authenticate(backend, credentials.credentials)
     if member is None:
         raise HTTPException(401, "invalid API token", UNAUTHORIZED)
+    return member
+
+
+def cookie_member(request: Request, backend: Backend) -> Member:
+    """A browser's member; a state-changing request must echo the session's CSRF token (double submit)."""
+    found = web_sessions.session_member(backend, request.cookies[web_sessions.SESSION_COOKIE])
+    if found is None:
+        raise HTTPException(401, "your web session has expired or was signed out: sign in again")
+    member, web = found
+    sent = request.headers.get(web_sessions.CSRF_HEADER, "")
+    if request.method in STATE_CHANGING and not secrets.compare_digest(sent, web.csrf_token):
+        raise HTTPException(403, f"missing or wrong {web_sessions.CSRF_HEADER} header: send the csrf_token "
+                                 "from GET /v1/sessions/current with every change")
     return member
 
 
