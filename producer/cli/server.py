@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 from pathlib import Path
 
 import typer
@@ -22,9 +25,20 @@ def serve(host: str = typer.Option(None, help="Address to bind (default: ECHODIA
                 log_level="info")
 
 
+def default_worker_name(device: str, host: str | None = None, pid: int | None = None) -> str:
+    """A Celery node name unique per process, so two workers on one host show apart in Flower.
+
+    A device naming one GPU (``cuda:1``) gives ``echodiary-<host>-gpu1``; otherwise the pid.
+    """
+    host = host or socket.gethostname()
+    match = re.fullmatch(r"cuda:(\d+)", device.strip())
+    suffix = f"gpu{match.group(1)}" if match else str(pid if pid is not None else os.getpid())
+    return f"echodiary-{host}-{suffix}@{host}"
+
+
 def worker(queues: str = typer.Option("gpu,cpu", help="Queues to consume: gpu (model work), cpu (light work)"),
            concurrency: int = typer.Option(1, help="Processes; keep 1 per GPU"),
-           name: str = typer.Option(None, help="Worker name (default: celery@<host>)"),
+           name: str = typer.Option(None, help="Worker name (default: echodiary-<host>-<pid or gpuN>)"),
            loglevel: str = typer.Option("INFO")) -> None:
     """Run a Celery worker. Models load in the worker's child process on its first job."""
     settings = get_settings()
@@ -36,8 +50,7 @@ def worker(queues: str = typer.Option("gpu,cpu", help="Queues to consume: gpu (m
 
     argv = ["worker", "-Q", queues, "--concurrency", str(concurrency), "--pool", "prefork",
             "--loglevel", loglevel]
-    if name:
-        argv += ["-n", name]
+    argv += ["-n", name or default_worker_name(settings.device)]
     app.worker_main(argv)
 
 
