@@ -67,13 +67,18 @@ def redis_url(services) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres_url(services) -> Iterator[str]:
     """A fresh PostgreSQL database for this session, dropped at the end."""
+    yield from _own_database(services.postgres_url, "echodiary_test_")
+
+
+def _own_database(server_url: str, prefix: str) -> Iterator[str]:
+    """Create a uniquely named database on the server, yield its URL, drop it afterwards."""
     import sqlalchemy as sa
 
-    name = f"echodiary_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(services.postgres_url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield services.postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    yield server_url.rsplit("/", 1)[0] + f"/{name}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -111,15 +116,6 @@ def tmp_data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fresh_database(services):
+def fresh_database(services) -> Iterator[str]:
     """A database of this test's own, for a test that must see no other test's rows."""
-    import sqlalchemy as sa
-
-    name = f"echodiary_own_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(services.postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield services.postgres_url.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from _own_database(services.postgres_url, "echodiary_own_")
