@@ -75,6 +75,16 @@ class _Common:
             time.sleep(poll_s)
 
 
+def raise_for_status(response: httpx.Response) -> None:
+    """An :class:`ApiError` with the API's ``detail`` (or the raw body) for any 4xx/5xx answer."""
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise ApiError(response.status_code, str(detail))
+
+
 class Client(_Common):
     """The HTTP API of an EchoDiary server."""
 
@@ -89,12 +99,7 @@ class Client(_Common):
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:  # noqa: ANN401 - decoded JSON
         response = self.http.request(method, path, **kwargs)
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise ApiError(response.status_code, str(detail))
+        raise_for_status(response)
         return response.json() if response.content else None
 
     def health(self) -> dict:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from producer.client import ApiError, Client, EmbeddedClient, _audio_bytes
+from producer.client import ApiError, Client, EmbeddedClient, _audio_bytes, raise_for_status
 from shared.enrollment_schemas import (
     ConsentOut,
     EnrollmentCreate,
@@ -76,12 +76,7 @@ class HttpEnrollment:
         if response.status_code == 422 and "messages" in response.text:
             body = response.json()
             raise TakeRefusedError(body["detail"], body["messages"], body.get("report"))
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise ApiError(response.status_code, str(detail))
+        raise_for_status(response)
         return TakeOut.model_validate(response.json())
 
     def put_take(self, enrollment_id: str, sentence: int | str, audio: Audio) -> TakeOut:
