@@ -48,6 +48,23 @@ class MemberOut(BaseModel):
     created_at: datetime
 
 
+class MemberDetails(MemberOut):
+    voices: int = Field(description="Voices the member owns.")
+    jobs: int = Field(description="Jobs on record (any status).")
+    storage_bytes: int = Field(description="Bytes stored for the member (voices and results), as the quota counts.")
+    active_tokens: int = Field(description="API tokens not revoked.")
+    web_sessions: int = Field(description="Browsers signed in now.")
+
+
+class MemberRemoved(BaseModel):
+    rows: int = Field(description="Database rows deleted with the member.")
+    objects: int = Field(description="Stored objects deleted with the member.")
+
+
+class InviteOut(BaseModel):
+    link: str = Field(description="A one-time sign-in link for the member's browser (one use, expires).")
+
+
 class MemberCreated(MemberOut):
     token: str = Field(description="The member's API token. Shown once: it is stored only as a hash.")
 

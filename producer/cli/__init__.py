@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from producer.cli import backup, enroll, jobs, members, models, render, server, voices, watermark
+from producer.cli import backup, enroll, errors, jobs, members, models, render, server, voices, watermark
 
 app = typer.Typer(
     name="echodiary",
@@ -17,6 +17,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+
+@app.callback()
+def options(debug: bool = typer.Option(False, "--debug", help="Show the full traceback when a command fails.")) -> None:
+    """EchoDiary: your diary, read back in your own voice. Self-hosted GPT-SoVITS."""
+    if debug:
+        errors.enable_debug()
+
 
 for module in (models, render, server, members, voices, jobs, watermark, backup, enroll):
     module.register(app)
@@ -28,3 +37,8 @@ def version() -> None:
     from importlib.metadata import version as dist_version
 
     typer.echo(dist_version("echodiary"))
+
+
+def main() -> None:
+    """The ``echodiary`` entry point: the app, with every failure as one line (see :mod:`producer.cli.errors`)."""
+    errors.run_guarded(app)

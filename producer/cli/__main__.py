@@ -1,5 +1,5 @@
 """``python -m producer.cli`` is the same as the ``echodiary`` command."""
 
-from producer.cli import app
+from producer.cli import main
 
-app(prog_name="echodiary")
+main()

@@ -55,28 +55,10 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def show_progress(client: Client | EmbeddedClient, job_id: str, timeout_s: float | None = None) -> JobOut:
-    """Wait for a job with a progress bar on stderr (chunks done/total, elapsed, ETA)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    """Wait for a job, showing its progress on stderr (a bar on a terminal, plain lines elsewhere)."""
+    from producer.cli.progress import job_progress
 
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(f"{job_id[:8]} queued", total=None)
-
-        def update(job: JobOut) -> None:
-            where = f" (position {job.queue_position})" if job.queue_position is not None else ""
-            bar.update(task, description=f"{job_id[:8]} {job.kind} {job.status}{where}",
-                       completed=job.progress.done, total=job.progress.total or None)
-
+    with job_progress() as update:
         return client.wait(job_id, on_update=update, timeout_s=timeout_s)
 
 

@@ -15,22 +15,8 @@ from pathlib import Path
 import typer
 
 from contracts import FORMATS, TextLang, VoiceLang
+from shared.schemas import SynthesisRequest
 from shared.settings import Settings
-
-
-def _progress(console):  # noqa: ANN001, ANN202 - rich.progress.Progress
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-                    transient=False)  # fmt: skip
 
 
 class RenderFailed(Exception):
@@ -62,6 +48,13 @@ def render_to_file(
     fmt = output.suffix.lstrip(".").lower() or "wav"
     if fmt not in FORMATS:
         raise typer.BadParameter(f"output format {fmt!r} is not supported; use {', '.join(FORMATS)}")
+    if params and "format" in params:
+        raise typer.BadParameter("the output format comes from the output file's suffix")
+    # Refuse bad text or parameters now, not after the voice's enrollment has loaded the models.
+    SynthesisRequest(text=text, voice_id="render", format=fmt, **(params or {}))
+    if len(text) > settings.max_text_chars:
+        raise RenderFailed(f"the diary has {len(text)} characters; the limit is {settings.max_text_chars} "
+                           "(ECHODIARY_MAX_TEXT_CHARS)")
     started = time.perf_counter()
     data = reference if isinstance(reference, bytes) else reference.read_bytes()
     if settings.embedded:
@@ -110,13 +103,10 @@ def _voice_for(client, console, reference: bytes, transcript: str, language: str
 
 
 def _wait_with_bar(client, job_id: str, console):  # noqa: ANN001, ANN202 - JobOut
-    """Wait for the job, the bar counting its chunks as the job's progress records them."""
-    with _progress(console) as progress:
-        task = progress.add_task("rendering", total=None)
+    """Wait for the job, its progress counting the chunks the job's progress records."""
+    from producer.cli.progress import job_progress
 
-        def update(job) -> None:  # noqa: ANN001
-            progress.update(task, completed=job.progress.done, total=job.progress.total or None)
-
+    with job_progress(console) as update:
         return client.wait(job_id, on_update=update)
 
 

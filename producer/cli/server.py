@@ -13,16 +13,52 @@ from producer.cli.calls import err
 from shared.settings import get_settings
 
 
-def serve(host: str = typer.Option(None, help="Address to bind (default: ECHODIARY_HOST, 127.0.0.1)"),
-          port: int = typer.Option(None, help="Port (default: ECHODIARY_PORT, 8000)")) -> None:
-    """Run the HTTP API (embedded mode: jobs run inside it; server mode: on the Celery workers)."""
+def serve(host: str = typer.Option(None, help="Address to bind (default: ECHODIARY_HOST, 127.0.0.1; "
+                                     "0.0.0.0 to reach it from phones)"),
+          port: int = typer.Option(None, help="Port (default: ECHODIARY_PORT, 8000)"),
+          tls: bool = typer.Option(False, "--tls", help="Serve HTTPS (needed for the microphone on a phone) with a "
+                                   "certificate made on first start and kept in the data folder."),
+          tls_cert: Path = typer.Option(None, envvar="ECHODIARY_TLS_CERT", help="Your own certificate (PEM)."),
+          tls_key: Path = typer.Option(None, envvar="ECHODIARY_TLS_KEY", help="The key of --tls-cert (PEM).")) -> None:
+    """Run the HTTP API and the household page (embedded mode: jobs run inside it; server mode: on the workers)."""
     import uvicorn
 
     from producer.api import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_level="info")
+    host, port = host or settings.host, port or settings.port
+    files = _tls_files(settings.data_dir, tls, tls_cert, tls_key)
+    app = create_app(settings)
+    if files:
+        _announce_tls(files, host, port)
+    uvicorn.run(app, host=host, port=port, log_level="info",
+                ssl_certfile=str(files.cert) if files else None, ssl_keyfile=str(files.key) if files else None)
+
+
+def _tls_files(data_dir: Path, tls: bool, cert: Path | None, key: Path | None):  # noqa: ANN202 - TlsFiles | None
+    from producer import tls as tls_files
+
+    if (cert is None) != (key is None):
+        raise typer.BadParameter("give --tls-cert and --tls-key together")
+    if cert and key:
+        return tls_files.own_certificate(cert, key)
+    return tls_files.ensure_certificate(data_dir / "tls") if tls else None
+
+
+def _announce_tls(files, host: str, port: int) -> None:  # noqa: ANN001 - producer.tls.TlsFiles
+    from producer import tls as tls_files
+
+    if files.ca is None:
+        err(f"serving HTTPS with {files.cert}")
+        return
+    _, ips = tls_files.local_addresses()
+    reachable = [ip for ip in ips if ":" not in ip and not ip.startswith("127.")] if host in ("0.0.0.0", "::") else []
+    err(f"serving HTTPS with a certificate from the household CA {files.ca}")
+    err(f"  trust that CA once on each phone (README, 'Phones'); SHA-256 {tls_files.fingerprint(files.ca)}")
+    for ip in reachable:
+        err(f"  from the household network: https://{ip}:{port}/")
+    if host not in ("0.0.0.0", "::"):
+        err("  only this machine can connect: add --host 0.0.0.0 for phones")
 
 
 def default_worker_name(device: str, host: str | None = None, pid: int | None = None) -> str:

@@ -5,8 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from producer.api.deps import AdminMember, BackendDep, CurrentMember
-from shared import service
-from shared.schemas import MemberCreate, MemberCreated, MemberOut
+from shared import keys, members, service, web_sessions
+from shared.schemas import (
+    InviteOut,
+    MemberCreate,
+    MemberCreated,
+    MemberDetails,
+    MemberOut,
+    MemberRemoved,
+    timestamp,
+)
+from shared.tables import Member
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
@@ -24,3 +33,41 @@ def create_member(body: MemberCreate, _admin: AdminMember, backend: BackendDep) 
 @router.get("/me", response_model=MemberOut, summary="The member this token belongs to")
 def me(member: CurrentMember) -> MemberOut:
     return member_out(member)
+
+
+@router.get("", response_model=list[MemberDetails], summary="The household's members with what they hold (admin)")
+def list_members(_admin: AdminMember, backend: BackendDep) -> list[MemberDetails]:
+    return [MemberDetails(member_id=m.member_id, name=m.name, admin=m.admin, created_at=timestamp(m.created_at),
+                          voices=m.voices, jobs=m.jobs, storage_bytes=m.storage_bytes,
+                          active_tokens=m.active_tokens, web_sessions=m.web_sessions)
+            for m in members.list_members(backend)]
+
+
+def _member(backend: BackendDep, member_id: str) -> Member:
+    if not keys.is_id(member_id):
+        raise service.NotFoundError(f"no member {member_id!r}")
+    return members.find_member(backend, member_id)
+
+
+@router.post("/{member_id}/invites", status_code=201, response_model=InviteOut,
+             summary="A new one-time browser invite link for a member (admin)")
+def invite(member_id: str, _admin: AdminMember, backend: BackendDep) -> InviteOut:
+    member = _member(backend, member_id)
+    return InviteOut(link=web_sessions.invite_link(backend, web_sessions.create_invite(backend, member.id)))
+
+
+@router.post("/{member_id}/revoke", response_model=MemberCreated,
+             summary="Revoke a member's tokens and browser sessions; the answer holds their new token (admin)")
+def revoke(member_id: str, admin: AdminMember, backend: BackendDep) -> MemberCreated:
+    member = _member(backend, member_id)
+    if member.id == admin.id:
+        raise service.Conflict("revoking your own access would sign you out for good; use `echodiary members revoke`")
+    token = members.revoke_access(backend, member.id)
+    return MemberCreated(**member_out(member).model_dump(), token=token or "")
+
+
+@router.delete("/{member_id}", response_model=MemberRemoved,
+               summary="Remove a member with all their voices, entries, jobs and audio (admin; cannot be undone)")
+def remove(member_id: str, admin: AdminMember, backend: BackendDep) -> MemberRemoved:
+    removed = members.remove_member(backend, _member(backend, member_id).id, acting_member_id=admin.id)
+    return MemberRemoved(rows=removed.rows, objects=removed.objects)
