@@ -1,0 +1,84 @@
+"""The worker path of "more samples, better voice": PostgreSQL, S3 storage and jobs handed to
+``run_job`` as a Celery worker would (no in-process assessor), on tiny models and espeak-ng speech.
+An enrolled voice takes more samples, then fine-tunes on every clip of its dataset, read from S3."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import jobs_fixtures
+import pytest
+from enrollment_audio import SPEAKER, needs_espeak
+from jobs_fixtures import wait_until
+from test_enrollment_api import spoken
+
+from engine.enrollment.scripts import get_script
+from engine.finetune import unpack
+from shared import enrollment, service
+from shared.schemas import FinetuneRequest
+from shared.settings import Settings
+from shared.tables import VoiceConsent
+from worker import enrollment as work
+from worker.dataset import voice_items
+from worker.runner import run_job
+
+pytestmark = needs_espeak
+SCRIPT = get_script("en-1")
+
+
+@pytest.fixture
+def backend(fresh_database, s3, tmp_path: Path, tmp_path_factory) -> service.Backend:
+    settings = Settings(_env_file=None, data_dir=tmp_path, models_dir=jobs_fixtures.tiny_models(tmp_path_factory),
+                        device="cpu", threads=1, database_url=fresh_database, s3_endpoint_url=s3.endpoint_url,
+                        s3_access_key=s3.access_key, s3_secret_key=s3.secret_key, s3_bucket=s3.bucket,
+                        finetune_min_minutes=0.1)
+
+    def publish(dispatch) -> None:  # noqa: ANN001 - job_state.Dispatch: a worker takes it
+        threading.Thread(target=run_job, args=(opened, dispatch.job_id), daemon=True).start()
+
+    opened = service.open_backend(settings, publish)
+    return opened
+
+
+def finished(backend: service.Backend, member, job_id: str) -> object:  # noqa: ANN001
+    return wait_until(lambda: (j := service.get_job(backend, member, job_id)).status not in ("queued", "running")
+                      and j, 300, 0.2, f"job {job_id}")
+
+
+def read(backend: service.Backend, member, row, sentences: range) -> None:  # noqa: ANN001
+    for i in sentences:
+        take = enrollment.add_take(backend, member, row.id, i, spoken(SCRIPT.sentences[i], SPEAKER), None)
+        assert take.status == "accepted"
+
+
+def test_added_takes_join_the_dataset_and_fine_tuning_reads_every_clip_from_storage(backend):
+    member, _ = service.create_member(backend, "ann")
+    statement = "I am Ann, and I agree that EchoDiary may use my voice."
+    row = enrollment.start_session(backend, member, work.script_facts("en-1"), "me", True, statement, "en")
+    read(backend, member, row, range(3))
+    enrollment.add_take(backend, member, row.id, -2, spoken(statement, SPEAKER), None)
+    voice_row, job = enrollment.finish_session(backend, member, row.id)
+    assert finished(backend, member, job.id).status == "succeeded"
+    voice_id = voice_row.voice_id
+
+    more = enrollment.start_session(backend, member, work.script_facts("en-1"), "-", True, statement, "en",
+                                    voice_id)
+    read(backend, member, more, range(3, 6))
+    _, job = enrollment.finish_session(backend, member, more.id)
+    assert finished(backend, member, job.id).status == "succeeded"
+    with backend.db.read() as session:
+        record = session.get(VoiceConsent, voice_id)
+    assert record.dataset_clips == 4
+
+    voice = service.get_voice(backend, member, voice_id)
+    items = voice_items(backend.storage, voice, record)
+    assert len(items) == 4 and {text for _, text, _ in items} == {SCRIPT.sentences[i] for i in range(6)} - {
+        voice.transcript, record.holdout["text"]}  # every clip but the reference and the A/B hold-out
+    job = service.start_finetune(backend, member, voice_id, FinetuneRequest(sovits_epochs=1, gpt_epochs=1))
+    done = finished(backend, member, job.id)
+    assert done.status == "succeeded", done.error
+    assert done.progress.total == 4 * 2
+    weights = service.get_voice(backend, member, voice_id).finetune_key
+    meta, _, _ = unpack(backend.storage.get(weights))
+    assert meta["items"] == 4
