@@ -131,7 +131,7 @@ class StyleOut(BaseModel):
     threshold: float | None = Field(description="The same-speaker threshold that score had to reach")
     model: str | None = Field(description="The speaker-verification model that scored it")
     job_id: str | None = Field(description="The job that checked and enrolled it")
-    created_at: datetime | None
+    created_at: datetime | None = Field(description="When it was added (null for the enrollment reference)")
 
 
 class StyleDefault(Request):
@@ -139,6 +139,6 @@ class StyleDefault(Request):
 
 
 class StyleDeleted(BaseModel):
-    voice_id: str
-    name: str
+    voice_id: str = Field(description="The voice the style belonged to")
+    name: str = Field(description="The deleted style")
     objects_deleted: int = Field(description="Stored objects removed with it (its reference and profile)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from producer.api.deps import BackendDep, CurrentMember, FormFields, reject_unknown_fields
+from producer.api.errors import ErrorOut
 from producer.enrollment_views import style_out, style_views
 from shared import styles
 from shared.enrollment_schemas import StyleDefault, StyleDeleted, StyleOut
@@ -17,7 +18,7 @@ UPLOAD_FIELDS = {"audio", "name", "transcript"}
 
 @router.post("", status_code=201, response_model=StyleOut,
              responses={202: {"model": StyleOut, "description": "Still being checked; list the styles again"},
-                        422: {"description": "The recording failed a gate, or is not the voice's enrolled speaker "
+                        422: {"model": ErrorOut, "description": "The recording failed a gate, or is not the voice's enrolled speaker "
                                              "(nothing was kept)"}},
              summary="Add a style: a 3-10 s recording in that style, by the voice's enrolled speaker")
 def add_style(voice_id: str, response: Response, sent: FormFields, member: CurrentMember, backend: BackendDep,
