@@ -13,7 +13,7 @@ from sqlalchemy import delete, update
 
 from shared import job_state, keys, styles
 from shared.enrollment import consent_key
-from shared.service import Backend
+from shared.service import REFERENCE_SECONDS, Backend
 from shared.tables import STYLE_READY, Job, Voice, VoiceStyle
 from worker import enrollment as enrollment_work
 from worker import pipeline
@@ -72,7 +72,8 @@ def _check_and_enroll(backend: Backend, voice: Voice, style: VoiceStyle) -> tupl
     language = "en" if voice.language == "en" else "zh"
     data = storage.get(style.reference_key)
     limits = enrollment_work.decode_limits(settings)
-    report = analyse_take(data, language, QualityThresholds(min_seconds=3.0, max_seconds=10.0), limits,
+    low, high = REFERENCE_SECONDS  # a style is a reference: the engine's 3-10 s
+    report = analyse_take(data, language, QualityThresholds(min_seconds=low, max_seconds=high), limits,
                           expected_text=style.transcript)
     if not report.passed:
         raise EngineError(" ".join(report.to_dict()["messages"]) or "the style's recording was refused")
