@@ -162,3 +162,22 @@ def test_styles_and_more_samples_from_the_command_line(cli_env):
     removed = style("rm", voice_id, "温柔")
     assert removed.exit_code == 0 and "2 files" in removed.stderr
     assert style("list", voice_id).stdout.startswith("* enrollment")
+
+
+def test_the_http_client_reaches_the_style_routes(tmp_data_dir):
+    settings = embedded_settings(tmp_data_dir, allow_legacy_voices=False)
+    api = create_app(settings)
+    with TestClient(api, base_url="http://test") as http:
+        _, token = service.create_member(api.state.backend, "ann", admin=True)
+        client = enrollment_for(Client("http://test", token, http=http))
+        missing = "0" * 32
+        samples, rate = espeak.say(get_script("en-1").sentences[2], SPEAKER)
+        for call in (lambda: client.add_style(missing, "温柔", espeak.wav_bytes(samples, rate), "text"),
+                     lambda: client.styles(missing), lambda: client.set_default_style(missing, "温柔"),
+                     lambda: client.delete_style(missing, "温柔")):
+            with pytest.raises(ApiError) as refused:
+                call()
+            assert refused.value.status == 404 and f"voice {missing} not found" in refused.value.detail
+        with pytest.raises(ApiError) as bad:
+            client.start("en-1", "me", accept_notice=True, voice_id=missing)
+        assert bad.value.status == 404

@@ -82,3 +82,13 @@ def test_added_takes_join_the_dataset_and_fine_tuning_reads_every_clip_from_stor
     weights = service.get_voice(backend, member, voice_id).finetune_key
     meta, _, _ = unpack(backend.storage.get(weights))
     assert meta["items"] == 4
+
+
+def test_a_dataset_list_may_only_name_clips_of_its_own_voice():
+    from worker.dataset import parse_list
+
+    prefix = "members/" + "a" * 32 + "/voices/" + "b" * 32 + "/"
+    entries = parse_list(f"{prefix}dataset/000.flac|v|en|Hello | there.\n\n", prefix)
+    assert [(e.key, e.language, e.text) for e in entries] == [(prefix + "dataset/000.flac", "en", "Hello | there.")]
+    with pytest.raises(ValueError, match="outside the voice's storage"):
+        parse_list("members/" + "c" * 32 + "/voices/x/dataset/000.flac|v|en|Hi.\n", prefix)
