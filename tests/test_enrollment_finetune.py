@@ -12,11 +12,12 @@ import pytest
 from enrollment_audio import SPEAKER, needs_espeak
 from jobs_fixtures import wait_until
 from test_enrollment_api import spoken
+from test_enrollment_styles import styled
 
 from engine.enrollment.scripts import get_script
 from engine.finetune import unpack
-from shared import enrollment, service
-from shared.schemas import FinetuneRequest
+from shared import enrollment, service, styles
+from shared.schemas import FinetuneRequest, SynthesisRequest
 from shared.settings import Settings
 from shared.tables import VoiceConsent
 from worker import enrollment as work
@@ -52,7 +53,7 @@ def read(backend: service.Backend, member, row, sentences: range) -> None:  # no
         assert take.status == "accepted"
 
 
-def test_added_takes_join_the_dataset_and_fine_tuning_reads_every_clip_from_storage(backend):
+def test_added_takes_join_the_dataset_fine_tuning_reads_every_clip_and_the_voice_goes_whole(backend):
     member, _ = service.create_member(backend, "ann")
     statement = "I am Ann, and I agree that EchoDiary may use my voice."
     row = enrollment.start_session(backend, member, work.script_facts("en-1"), "me", True, statement, "en")
@@ -82,6 +83,18 @@ def test_added_takes_join_the_dataset_and_fine_tuning_reads_every_clip_from_stor
     weights = service.get_voice(backend, member, voice_id).finetune_key
     meta, _, _ = unpack(backend.storage.get(weights))
     assert meta["items"] == 4
+
+    # A style, rendered by the fine-tuned voice; then the voice goes, and nothing of it stays in S3.
+    text = SCRIPT.sentences[6]
+    assert styles.add_style(backend, member, voice_id, "平静", styled(text, SPEAKER), text).status == "ready"
+    queued, _ = service.create_synthesis(backend, member, SynthesisRequest(text="Hello there.", voice_id=voice_id,
+                                                                           text_lang="en", style="平静"))
+    assert queued.params["style"] == "平静" and finished(backend, member, queued.id).status == "succeeded"
+    stored = backend.storage.list(f"members/{member.id}/")
+    assert any("/styles/" in k for k in stored) and any("/finetune/" in k for k in stored)
+    token, _, _ = service.request_voice_delete(backend, member, voice_id)
+    _, objects = service.confirm_voice_delete(backend, member, voice_id, token)
+    assert objects == len(stored) and backend.storage.list(f"members/{member.id}/") == []
 
 
 def test_a_dataset_list_may_only_name_clips_of_its_own_voice():

@@ -126,9 +126,10 @@ def test_more_samples_grow_the_dataset_that_fine_tuning_trains_on_and_deleting_l
     grown = api.client.get(f"/v1/voices/{voice_id}", headers=api.auth).json()
     assert grown["dataset_clips"] == 4 and grown["clean_speech_minutes"] > minutes and grown["finetune_ready"]
     prefix = f"members/{api.member.id}/voices/{voice_id}/dataset/"
-    listing = api.backend.storage.get(prefix + "list.txt").decode().splitlines()
-    assert len(listing) == 4 and {line.split("|")[3] for line in listing[1:]} == set(SCRIPT.sentences[3:6])
-    assert all(api.backend.storage.exists(line.split("|")[0]) for line in listing)
+    first = api.backend.storage.get(prefix + "list.txt").decode().splitlines()
+    added = api.backend.storage.get(f"{prefix}{more['enrollment_id']}/list.txt").decode().splitlines()
+    assert len(first) == 1 and {line.split("|")[3] for line in added} == set(SCRIPT.sentences[3:6])
+    assert all(api.backend.storage.exists(line.split("|")[0]) for line in first + added)
 
     tuned = api.client.post(f"/v1/voices/{voice_id}/finetune", json={"sovits_epochs": 1, "gpt_epochs": 1},
                             headers=api.auth)

@@ -1,7 +1,8 @@
 """A voice's fine-tuning dataset, read from storage one clip at a time.
 
-Guided enrollment (and every session that added takes later) writes the clips under the voice's
-``dataset/`` prefix and lists them in ``dataset/list.txt`` (upstream's ``path|speaker|language|text``).
+Guided enrollment writes the clips under the voice's ``dataset/`` prefix and lists them in
+``dataset/list.txt`` (upstream's ``path|speaker|language|text``); every session that added takes later
+writes its clips and a list.txt of their own under ``dataset/<session id>/``.
 Fine-tuning trains on all of them; :class:`DatasetClips` fetches a clip only when data preparation
 reaches it, so the job holds one clip's bytes at a time, never the whole dataset.
 """
@@ -63,9 +64,17 @@ class DatasetClips(Sequence[Item]):
         return (self[i] for i in range(len(self)))
 
 
+def dataset_lists(storage: Storage, record: VoiceConsent) -> list[str]:
+    """The enrollment's list.txt, then one per session that added takes (``dataset/<session>/list.txt``)."""
+    folder = record.dataset_key.rsplit("/", 1)[0] + "/" if record.dataset_key else ""
+    added = sorted(k for k in storage.list(folder) if k.endswith("/list.txt") and k != record.dataset_key)
+    return [record.dataset_key or "", *added]
+
+
 def voice_items(storage: Storage, voice: Voice, record: VoiceConsent | None) -> Sequence[Item]:
     """What a voice fine-tunes on: every clip of its dataset, or, for a one-clip voice, its reference."""
     if record is None or not record.dataset_key:
         return [(storage.get(voice.reference_key or ""), voice.transcript, voice.language)]
     prefix = keys.voice_prefix(voice.member_id, voice.id)
-    return DatasetClips(storage, parse_list(storage.get(record.dataset_key).decode(), prefix))
+    entries = [e for key in dataset_lists(storage, record) for e in parse_list(storage.get(key).decode(), prefix)]
+    return DatasetClips(storage, entries)

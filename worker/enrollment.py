@@ -274,7 +274,7 @@ def _store_voice(ctx: Context, row: EnrollmentSession, outcome: Any, script: Any
 
 def _run_extension(ctx: Context, row: EnrollmentSession, takes: list[EnrollmentTake]) -> str:
     """The takes of a session bound to a ready voice: checked against its enrolled speaker, their clips
-    added to its dataset (and its list.txt), its clean seconds grown."""
+    added to its dataset (``dataset/<session>/``, with a list.txt of their own), its clean seconds grown."""
     from engine.errors import EngineError
 
     backend, job, lease = ctx.backend, ctx.job, ctx.lease
@@ -290,23 +290,22 @@ def _run_extension(ctx: Context, row: EnrollmentSession, takes: list[EnrollmentT
         raise EngineError(message)
     lease.check()
     storage = backend.storage
-    before = storage.get(record.dataset_key)
+    # The session's clips and their own list.txt in a folder of its own: no read-modify-write of the
+    # voice's list, so two sessions finishing at once cannot lose each other's lines.
     prefix = enrollment.dataset_prefix(voice.member_id, voice.id) + f"{row.id}/"
     objects = {f"{prefix}{i:03d}.flac": clip for i, clip in enumerate(clips)}
     for key, clip in objects.items():
         storage.put(key, clip.flac_bytes())
     language = _script_language(row.script_id)
-    added = "".join(f"{key}|{voice.id}|{language}|{clip.text}\n" for key, clip in objects.items())
-    storage.put(record.dataset_key, before + added.encode())
+    listing = "".join(f"{key}|{voice.id}|{language}|{clip.text}\n" for key, clip in objects.items())
+    storage.put(prefix + "list.txt", listing.encode())
     seconds = round(sum(c.seconds for c in clips), 2)
     with backend.db.write() as session:
         ok = job_state.finish(session, job.id, lease.attempt, progress_done=1, progress_total=1)
         if ok:
             enrollment.extension_succeeded(session, row, seconds, len(clips))
     if not ok:
-        storage.put(record.dataset_key, before)
-        for key in objects:
-            storage.delete(key)
+        storage.delete_prefix(prefix)
         return "lost"
     backend.storage.delete_prefix(enrollment.session_prefix(row.member_id, row.id))
     return "succeeded"
