@@ -573,7 +573,7 @@ def voice_details(backend: Backend, member: Member, voice_id: str) -> VoiceOut:
         styles = voice_styles.ready_styles(session, voice.id)
         record = session.get(VoiceConsent, voice.id)
     default = voice_styles.default_style(styles)
-    details: dict[str, object] = {"styles": voice_styles.style_names(styles).split(", "),
+    details: dict[str, object] = {"styles": [voice_styles.ENROLLMENT_STYLE, *(style.name for style in styles)],
                                   "default_style": default.name if default else voice_styles.ENROLLMENT_STYLE}
     if record is not None and record.dataset_key is not None:
         ready, note = finetune_readiness(backend.settings, record)

@@ -159,6 +159,11 @@ def test_styles_and_more_samples_from_the_command_line(cli_env):
     assert enroll("finish", more_id).exit_code == 0
     details = json.loads(CliRunner().invoke(app, ["voices", "show", voice_id]).stdout)
     assert details["dataset_clips"] == 2 and details["default_style"] == "温柔"
+    spoken_in = CliRunner().invoke(app, ["submit", "--text", "Hello.", "--voice", voice_id, "--lang", "en",
+                                         "--style", "温柔"])
+    assert spoken_in.exit_code == 0, spoken_in.output
+    unknown = CliRunner().invoke(app, ["submit", "--text", "Hello.", "--voice", voice_id, "--style", "愤怒"])
+    assert unknown.exit_code == 1 and "its styles: enrollment, 温柔" in unknown.stderr
     removed = style("rm", voice_id, "温柔")
     assert removed.exit_code == 0 and "2 files" in removed.stderr
     assert style("list", voice_id).stdout.startswith("* enrollment")

@@ -48,10 +48,9 @@ def run(ctx: Context) -> str:
         changed = done and session.exec(update(VoiceStyle).where(VoiceStyle.id == style.id).values(
             status=STYLE_READY, profile_key=key, profile_bytes=len(profile), seconds=seconds,
             score=check.score, threshold=check.threshold, model=check.model)).rowcount
-    if not changed:  # deleted meanwhile, or this attempt lost the job
+    if not changed:  # deleted meanwhile (the job still did its work), or this attempt lost the job
         backend.storage.delete_prefix(keys.style_prefix(style.member_id, voice.id, style.id))
-        return "lost"
-    return "succeeded"
+    return "succeeded" if done else "lost"
 
 
 def _forget(backend: Backend, style: VoiceStyle) -> None:
