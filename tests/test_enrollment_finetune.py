@@ -105,3 +105,35 @@ def test_a_dataset_list_may_only_name_clips_of_its_own_voice():
     assert [(e.key, e.language, e.text) for e in entries] == [(prefix + "dataset/000.flac", "en", "Hello | there.")]
     with pytest.raises(ValueError, match="outside the voice's storage"):
         parse_list("members/" + "c" * 32 + "/voices/x/dataset/000.flac|v|en|Hi.\n", prefix)
+
+
+def test_the_dataset_is_read_one_clip_at_a_time_from_every_list(tmp_path):
+    from shared.keys import voice_prefix
+    from shared.storage import LocalStorage
+    from shared.tables import Voice
+
+    class Reads(LocalStorage):
+        """Real local storage that remembers which objects were read."""
+
+        def __init__(self, *args) -> None:  # noqa: ANN002
+            super().__init__(*args)
+            self.reads: list[str] = []
+
+        def get(self, key: str) -> bytes:
+            self.reads.append(key)
+            return super().get(key)
+
+    storage = Reads(tmp_path, "http://localhost", b"k" * 32)
+    voice = Voice(member_id="a" * 32, name="me", language="en", transcript="")
+    folder = voice_prefix(voice.member_id, voice.id) + "dataset/"
+    later = folder + "c" * 32 + "/"
+    for key in (folder + "000.flac", later + "000.flac", later + "001.flac"):
+        storage.put(key, key.encode())
+    storage.put(folder + "list.txt", f"{folder}000.flac|v|en|One.\n".encode())
+    storage.put(later + "list.txt", f"{later}000.flac|v|en|Two.\n{later}001.flac|v|en|Three.\n".encode())
+    record = VoiceConsent(voice_id=voice.id, member_id=voice.member_id, statement="", score=1, threshold=0,
+                          model="m", consent_key="", dataset_key=folder + "list.txt")
+    items = voice_items(storage, voice, record)
+    assert len(items) == 3 and storage.reads == [folder + "list.txt", later + "list.txt"]  # no clip yet
+    assert [text for _, text, _ in items] == ["One.", "Two.", "Three."]
+    assert storage.reads[2:] == [folder + "000.flac", later + "000.flac", later + "001.flac"]
