@@ -8,7 +8,15 @@ from shared import enrollment, voice_styles
 from shared.enrollment_schemas import ClipOut, ConsentOut, EnrollmentOut, ScriptOut, StyleOut, TakeOut
 from shared.schemas import timestamp
 from shared.service import Backend, Invalid
-from shared.tables import CONSENT_TAKE, STYLE_READY, WHOLE_SCRIPT, EnrollmentSession, EnrollmentTake, Voice
+from shared.tables import (
+    CONSENT_TAKE,
+    STYLE_READY,
+    WHOLE_SCRIPT,
+    EnrollmentSession,
+    EnrollmentTake,
+    Voice,
+    VoiceStyle,
+)
 
 
 def script_out(script: enrollment.ScriptFacts, title: str) -> ScriptOut:
@@ -67,7 +75,7 @@ def parse_sentence(sentence: str) -> int:
 
 
 
-def style_views(styles: list) -> list[StyleOut]:  # noqa: ANN001 - list[VoiceStyle]
+def style_views(styles: list[VoiceStyle]) -> list[StyleOut]:
     """A voice's styles, its enrollment reference first (the default unless another style is)."""
     default = voice_styles.default_style([s for s in styles if s.status == STYLE_READY])
     first = StyleOut(name=ENROLLMENT_STYLE, status="ready", default=default is None, transcript=None, seconds=None,
@@ -75,7 +83,7 @@ def style_views(styles: list) -> list[StyleOut]:  # noqa: ANN001 - list[VoiceSty
     return [first, *(style_out(s) for s in styles)]
 
 
-def style_out(style) -> StyleOut:  # noqa: ANN001 - VoiceStyle
+def style_out(style: VoiceStyle) -> StyleOut:
     return StyleOut(name=style.name, status=style.status, default=style.is_default, transcript=style.transcript,
                     seconds=style.seconds or None, score=style.score, threshold=style.threshold, model=style.model,
                     job_id=style.job_id, created_at=timestamp(style.created_at))

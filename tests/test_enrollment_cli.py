@@ -156,6 +156,7 @@ def test_styles_and_more_samples_from_the_command_line(cli_env):
     assert more.exit_code == 0 and f"adding samples to voice {voice_id}" in more.stderr
     more_id = more.stdout.strip()
     assert enroll("take", more_id, "4", str(spoken(cli_env / "4.wav", sentences[3]))).exit_code == 0
+    assert f"adds samples to voice {voice_id}" in enroll("status", more_id).stdout
     assert enroll("finish", more_id).exit_code == 0
     details = json.loads(CliRunner().invoke(app, ["voices", "show", voice_id]).stdout)
     assert details["dataset_clips"] == 2 and details["default_style"] == "温柔"

@@ -188,7 +188,10 @@ def status(session_id: str, as_json: bool = typer.Option(False, "--json")) -> No
         _report_take(t)
     if session.missing_sentences:
         typer.echo("missing sentences: " + " ".join(map(str, session.missing_sentences)))
-    typer.echo("consent: " + ("recorded" if session.consent_recorded else "missing"))
+    if session.extends_voice:  # the voice's consent stands; these takes only add samples
+        typer.echo(f"adds samples to voice {session.voice_id}")
+    else:
+        typer.echo("consent: " + ("recorded" if session.consent_recorded else "missing"))
     if session.error:
         typer.echo(f"last finish failed: {session.error}")
 
