@@ -10,6 +10,7 @@ from contracts.vocabulary import (
     BACKGROUND,
     CANCELLED,
     ENROLL,
+    ENROLLMENT_STYLE,
     FAILED,
     FINETUNE,
     FINISHED,
@@ -21,6 +22,7 @@ from contracts.vocabulary import (
     QUEUED,
     RUNNING,
     SPLIT_METHODS,
+    STYLE_NAME_PATTERN,
     SUCCEEDED,
     SYNTHESIS,
     TEXT_LANGS,
@@ -30,13 +32,14 @@ from contracts.vocabulary import (
     JobStatus,
     Lane,
     SplitMethod,
+    StyleName,
     TextLang,
     VoiceLang,
 )
 
 __all__ = [
-    "ACTIVE", "BACKGROUND", "CANCELLED", "ENGINE_ONLY", "ENROLL", "FAILED", "FINETUNE", "FINISHED", "FORMATS",
+    "ACTIVE", "BACKGROUND", "CANCELLED", "ENGINE_ONLY", "ENROLL", "ENROLLMENT_STYLE", "FAILED", "FINETUNE", "FINISHED", "FORMATS",
     "INTERACTIVE", "JOB_KINDS", "JOB_STATUSES", "LANES", "MAX_SEED", "PARAM_NAMES", "QUEUED", "RUNNING",
-    "SPLIT_METHODS", "SUCCEEDED", "SYNTHESIS", "TEXT_LANGS", "VOICE_LANGS", "Format", "JobKind", "JobStatus",
-    "Lane", "SplitMethod", "SynthesisParams", "TextLang", "VoiceLang", "optional_overrides",
+    "SPLIT_METHODS", "STYLE_NAME_PATTERN", "SUCCEEDED", "SYNTHESIS", "TEXT_LANGS", "VOICE_LANGS", "Format", "JobKind",
+    "JobStatus", "Lane", "SplitMethod", "StyleName", "SynthesisParams", "TextLang", "VoiceLang", "optional_overrides",
 ]  # fmt: skip

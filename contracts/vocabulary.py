@@ -6,7 +6,9 @@ and choices); the tuples beside them are the same values for membership checks a
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
+
+from pydantic import StringConstraints
 
 # Audio formats a result can be stored in (the engine's encoders).
 Format = Literal["wav", "flac", "ogg", "mp3"]
@@ -42,3 +44,12 @@ ENROLL, SYNTHESIS, FINETUNE = JOB_KINDS
 Lane = Literal["interactive", "background"]
 LANES: tuple[Lane, ...] = get_args(Lane)
 INTERACTIVE, BACKGROUND = LANES
+
+
+# A voice's styles (personas: "平静", "温柔", "encouraging"), each its own short reference recording.
+# "enrollment" names the voice's own enrollment reference, its default style until another one is made
+# the default. No ":" (``voice:style`` names a style in one string), no "/" (it sits in URL paths).
+ENROLLMENT_STYLE = "enrollment"
+STYLE_NAME_PATTERN = r"^[^\x00-\x1f\x7f/:?#%\\]{1,32}$"
+StyleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32,
+                                             pattern=STYLE_NAME_PATTERN)]

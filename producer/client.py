@@ -254,7 +254,7 @@ class EmbeddedClient(_Common):
     def voice(self, voice_id: str) -> VoiceOut:
         from shared import service
 
-        return service.voice_view(self._guard(service.get_voice, self.backend, self.member, voice_id))
+        return self._guard(service.voice_details, self.backend, self.member, voice_id)
 
     def request_delete_voice(self, voice_id: str) -> VoiceDeleteRequested:
         from shared import service

@@ -25,6 +25,8 @@ from shared.enrollment_schemas import (
     NoticeOut,
     ScriptOut,
     StatementOut,
+    StyleDeleted,
+    StyleOut,
     TakeOut,
 )
 from shared.schemas import VoiceCreated
@@ -62,9 +64,10 @@ class HttpEnrollment:
         return StatementOut.model_validate(self.client._call("GET", "/v1/enrollments/consent-text",
                                                              params={"language": language}))
 
-    def start(self, script_id: str, voice_name: str, accept_notice: bool, language: str | None = None) -> EnrollmentOut:
+    def start(self, script_id: str, voice_name: str, accept_notice: bool, language: str | None = None,
+              voice_id: str | None = None) -> EnrollmentOut:
         body = EnrollmentCreate(script_id=script_id, voice_name=voice_name, accept_notice=accept_notice,
-                                language=language).model_dump(exclude_none=True)
+                                language=language, voice_id=voice_id).model_dump(exclude_none=True)
         return EnrollmentOut.model_validate(self.client._call("POST", "/v1/enrollments", json=body))
 
     def session(self, enrollment_id: str) -> EnrollmentOut:
@@ -90,6 +93,24 @@ class HttpEnrollment:
 
     def consent(self, voice_id: str) -> ConsentOut:
         return ConsentOut.model_validate(self.client._call("GET", f"/v1/voices/{voice_id}/consent"))
+
+    def add_style(self, voice_id: str, name: str, audio: Audio, transcript: str) -> StyleOut:
+        filename, data = _audio_bytes(audio)
+        response = self.client.http.request("POST", f"/v1/voices/{voice_id}/styles", files={"audio": (filename, data)},
+                                            data={"name": name, "transcript": transcript})
+        raise_for_status(response)
+        return StyleOut.model_validate(response.json())
+
+    def styles(self, voice_id: str) -> list[StyleOut]:
+        return [StyleOut.model_validate(s) for s in self.client._call("GET", f"/v1/voices/{voice_id}/styles")]
+
+    def delete_style(self, voice_id: str, name: str) -> StyleDeleted:
+        return StyleDeleted.model_validate(self.client._call("DELETE", f"/v1/voices/{voice_id}/styles/{name}"))
+
+    def set_default_style(self, voice_id: str, name: str) -> list[StyleOut]:
+        body = {"name": name}
+        return [StyleOut.model_validate(s) for s in
+                self.client._call("PUT", f"/v1/voices/{voice_id}/styles/default", json=body)]
 
 
 class EmbeddedEnrollment:
@@ -133,7 +154,8 @@ class EmbeddedEnrollment:
 
         return StatementOut(language=language, statement=work.consent_statement(self.client.member.name, language))
 
-    def start(self, script_id: str, voice_name: str, accept_notice: bool, language: str | None = None) -> EnrollmentOut:
+    def start(self, script_id: str, voice_name: str, accept_notice: bool, language: str | None = None,
+              voice_id: str | None = None) -> EnrollmentOut:
         from producer.enrollment_views import session_out
         from shared import enrollment
         from worker import enrollment as work
@@ -141,7 +163,8 @@ class EmbeddedEnrollment:
         facts = self._call(work.script_facts, script_id)
         language = language or facts.message_language
         row = self._call(enrollment.start_session, self.client.backend, self.client.member, facts, voice_name,
-                         accept_notice, work.consent_statement(self.client.member.name, language), language)
+                         accept_notice, work.consent_statement(self.client.member.name, language), language,
+                         voice_id)
         return session_out(row, [])
 
     def session(self, enrollment_id: str) -> EnrollmentOut:
@@ -183,6 +206,33 @@ class EmbeddedEnrollment:
 
         voice, state, consent = self._call(enrollment.get_consent, self.client.backend, self.client.member, voice_id)
         return consent_out(self.client.backend, voice, state, consent)
+
+    def add_style(self, voice_id: str, name: str, audio: Audio, transcript: str) -> StyleOut:
+        from producer.enrollment_views import style_out
+        from shared import styles
+
+        _, data = _audio_bytes(audio)
+        self.client._run_jobs()  # the style's job runs on the executor while add_style waits for it
+        return style_out(self._call(styles.add_style, self.client.backend, self.client.member, voice_id, name, data,
+                                    transcript))
+
+    def styles(self, voice_id: str) -> list[StyleOut]:
+        from producer.enrollment_views import style_views
+        from shared import styles
+
+        return style_views(self._call(styles.list_styles, self.client.backend, self.client.member, voice_id)[1])
+
+    def delete_style(self, voice_id: str, name: str) -> StyleDeleted:
+        from shared import styles
+
+        removed = self._call(styles.delete_style, self.client.backend, self.client.member, voice_id, name)
+        return StyleDeleted(voice_id=voice_id, name=name, objects_deleted=removed)
+
+    def set_default_style(self, voice_id: str, name: str) -> list[StyleOut]:
+        from shared import styles
+
+        self._call(styles.set_default_style, self.client.backend, self.client.member, voice_id, name)
+        return self.styles(voice_id)
 
 
 def enrollment_for(client: Client | EmbeddedClient) -> HttpEnrollment | EmbeddedEnrollment:

@@ -3,11 +3,20 @@
 
 from __future__ import annotations
 
-from shared import enrollment
-from shared.enrollment_schemas import ClipOut, ConsentOut, EnrollmentOut, ScriptOut, TakeOut
+from contracts import ENROLLMENT_STYLE
+from shared import enrollment, voice_styles
+from shared.enrollment_schemas import ClipOut, ConsentOut, EnrollmentOut, ScriptOut, StyleOut, TakeOut
 from shared.schemas import timestamp
 from shared.service import Backend, Invalid
-from shared.tables import CONSENT_TAKE, WHOLE_SCRIPT, EnrollmentSession, EnrollmentTake, Voice
+from shared.tables import (
+    CONSENT_TAKE,
+    STYLE_READY,
+    WHOLE_SCRIPT,
+    EnrollmentSession,
+    EnrollmentTake,
+    Voice,
+    VoiceStyle,
+)
 
 
 def script_out(script: enrollment.ScriptFacts, title: str) -> ScriptOut:
@@ -33,7 +42,8 @@ def session_out(row: EnrollmentSession, takes: list[EnrollmentTake]) -> Enrollme
         missing_sentences=[i + 1 for i in enrollment.missing_sentences(row, takes)],
         consent_recorded=any(t.sentence == CONSENT_TAKE and t.status == "accepted" for t in takes),
         can_finish=row.status == "open" and not enrollment.finish_problems(row, takes),
-        voice_id=row.voice_id, job_id=row.job_id, error=row.error, created_at=timestamp(row.created_at),
+        voice_id=row.voice_id, extends_voice=row.extends_voice, job_id=row.job_id, error=row.error,
+        created_at=timestamp(row.created_at),
         expires_at=timestamp(row.expires_at))
 
 
@@ -63,3 +73,17 @@ def parse_sentence(sentence: str) -> int:
     return int(sentence) - 1
 
 
+
+
+def style_views(styles: list[VoiceStyle]) -> list[StyleOut]:
+    """A voice's styles, its enrollment reference first (the default unless another style is)."""
+    default = voice_styles.default_style([s for s in styles if s.status == STYLE_READY])
+    first = StyleOut(name=ENROLLMENT_STYLE, status="ready", default=default is None, transcript=None, seconds=None,
+                     score=None, threshold=None, model=None, job_id=None, created_at=None)
+    return [first, *(style_out(s) for s in styles)]
+
+
+def style_out(style: VoiceStyle) -> StyleOut:
+    return StyleOut(name=style.name, status=style.status, default=style.is_default, transcript=style.transcript,
+                    seconds=style.seconds or None, score=style.score, threshold=style.threshold, model=style.model,
+                    job_id=style.job_id, created_at=timestamp(style.created_at))

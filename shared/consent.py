@@ -21,6 +21,7 @@ from shared.tables import (
     EnrollmentTake,
     Voice,
     VoiceConsent,
+    VoiceStyle,
     now,
 )
 
@@ -49,12 +50,14 @@ def refusal(session: Session, settings: Settings, voice: Voice, action: str) -> 
 
 
 def purge_voice_enrollment(db: Database, storage: Storage, voice: Voice) -> int:
-    """Deleting a voice: its consent row, its sessions with their takes and audio. Objects deleted."""
+    """Deleting a voice: its consent row and styles, its sessions (the first enrollment and any that added
+    takes) with their takes and audio. Objects deleted (the styles' objects lie under the voice's prefix)."""
     with db.read() as session:
         ids = session.exec(select(EnrollmentSession.id).where(EnrollmentSession.voice_id == voice.id)).scalars().all()
     objects = sum(storage.delete_prefix(session_prefix(voice.member_id, sid)) for sid in ids)
     with db.write() as session:
         session.exec(delete(VoiceConsent).where(VoiceConsent.voice_id == voice.id))
+        session.exec(delete(VoiceStyle).where(VoiceStyle.voice_id == voice.id))
         if ids:
             session.exec(delete(EnrollmentTake).where(EnrollmentTake.session_id.in_(ids)))
             session.exec(delete(EnrollmentSession).where(EnrollmentSession.id.in_(ids)))

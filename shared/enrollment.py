@@ -143,8 +143,11 @@ def take_kind(sentence: int) -> str:
 
 
 def start_session(backend: Backend, member: Member, script: ScriptFacts, voice_name: str, accept_notice: bool,
-                  statement: str, language: str | None = None) -> EnrollmentSession:
-    """A new session; refused unless the member accepted the notice (which is stored with it)."""
+                  statement: str, language: str | None = None, voice_id: str | None = None) -> EnrollmentSession:
+    """A new session; refused unless the member accepted the notice (which is stored with it).
+
+    With ``voice_id`` the session adds samples to that ready, consented voice instead of making one.
+    """
     language = language or script.message_language
     if language not in NOTICES:
         raise Invalid(f"language {language!r} is not one of {', '.join(NOTICES)}")
@@ -155,14 +158,30 @@ def start_session(backend: Backend, member: Member, script: ScriptFacts, voice_n
     if not voice_name or len(voice_name) > 100:
         raise Invalid("voice_name must be 1 to 100 characters")
     voice_language = script.language if script.language in VOICE_LANGS else "zh"
+    extended = _extendable_voice(backend, member, voice_id) if voice_id else None
+    if extended is not None:
+        voice_name, voice_language = extended.name, extended.language
     t = now()
     row = EnrollmentSession(member_id=member.id, script_id=script.script_id, language=language,
                             voice_language=voice_language, sentences=len(script.sentences),
                             voice_name=voice_name, statement=statement, notice=NOTICES[language],
-                            notice_accepted_at=t, expires_at=t + SESSION_TTL_S)
+                            notice_accepted_at=t, expires_at=t + SESSION_TTL_S,
+                            voice_id=extended.id if extended else None, extends_voice=extended is not None)
     with backend.db.write() as session:
         session.add(row)
     return row
+
+
+def _extendable_voice(backend: Backend, member: Member, voice_id: str) -> Voice:
+    """A voice that may take more samples: ready, with a verified consent to check their speaker against."""
+    with backend.db.read() as session:
+        voice = _own_voice(session, member, voice_id)
+        if voice.status != READY:
+            raise Conflict(f"voice {voice.id} is {voice.status}; only a ready voice takes more samples")
+        if consent_state(session, backend.settings, voice)[0] != "verified":
+            raise Forbidden(f"voice {voice.id} has no verified consent recording to check new samples against: "
+                            "enroll your voice with `echodiary enroll` instead")
+    return voice
 
 
 def _own_session(session: Session, member: Member, session_id: str) -> EnrollmentSession:
@@ -226,6 +245,8 @@ def finish_problems(row: EnrollmentSession, takes: list[EnrollmentTake]) -> list
         problems.append("a take is still being analysed; wait a moment")
     clips = {c["sentence_index"] for t in takes if t.status == TAKE_ACCEPTED and t.sentence != CONSENT_TAKE
              for c in t.clips}
+    if row.extends_voice:  # the voice has its consent and reference already: any new clip helps
+        return problems if clips else [*problems, "record at least one sentence to add"]
     if len(clips) < MIN_CLIPS:
         problems.append(f"record at least {MIN_CLIPS} sentences (or the whole script): {len(clips)} usable so far")
     if not any(t.sentence == CONSENT_TAKE and t.status == TAKE_ACCEPTED for t in takes):
@@ -341,6 +362,8 @@ def finish_session(backend: Backend, member: Member, session_id: str) -> tuple[E
         raise Conflict("cannot finish yet: " + "; ".join(problems))
     with backend.db.read() as session:
         _check_quotas(backend, session, member.id)
+    if row.extends_voice:
+        return _finish_extension(backend, member, session_id)
     with backend.db.write() as session:
         row = _own_session(session, member, session_id)
         _open(row)
@@ -358,6 +381,33 @@ def finish_session(backend: Backend, member: Member, session_id: str) -> tuple[E
         session.add(row)
     backend.dispatch(member.id, (INTERACTIVE,))
     return row, job
+
+
+def _finish_extension(backend: Backend, member: Member, session_id: str) -> tuple[EnrollmentSession, Job]:
+    """Queue the job that checks the new takes against the voice and adds their clips to its dataset;
+    the voice stays ready (and usable) meanwhile."""
+    with backend.db.write() as session:
+        row = _own_session(session, member, session_id)
+        _open(row)
+        voice = session.get(Voice, row.voice_id) if row.voice_id else None
+        if voice is None or voice.status != READY:
+            raise Conflict(f"voice {row.voice_id} is no longer ready; these takes cannot join it")
+        job = Job(member_id=member.id, voice_id=voice.id, kind=ENROLL, lane=INTERACTIVE,
+                  priority=job_state.PRIORITY[INTERACTIVE], params={"enrollment_id": row.id})
+        session.add(job)
+        row.status, row.job_id, row.error, row.updated_at = SESSION_FINISHING, job.id, None, now()
+        session.add(row)
+    backend.dispatch(member.id, (INTERACTIVE,))
+    return row, job
+
+
+def extension_succeeded(session: Session, row: EnrollmentSession, seconds: float, clips: int) -> None:
+    """In the job's finishing transaction: the voice's dataset grew; the session is done."""
+    session.exec(update(VoiceConsent).where(VoiceConsent.voice_id == row.voice_id).values(
+        clean_seconds=VoiceConsent.clean_seconds + seconds, dataset_clips=VoiceConsent.dataset_clips + clips))
+    session.exec(update(EnrollmentSession).where(EnrollmentSession.id == row.id)
+                 .values(status=SESSION_DONE, error=None, updated_at=now()))
+    session.exec(update(EnrollmentTake).where(EnrollmentTake.session_id == row.id).values(audio_key=None))
 
 
 def finish_refused(backend: Backend, session_id: str, message: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from contracts import StyleName
 from shared.schemas import Request
 
 
@@ -19,6 +20,11 @@ class EnrollmentCreate(Request):
     accept_notice: bool = Field(
         description="True once the member has read and accepted `notice` (GET /v1/enrollments/notice): "
                     "only their own voice may be enrolled, and every output is watermarked and labelled")
+    voice_id: str | None = Field(
+        None, min_length=32, max_length=32,
+        description="More samples for this ready voice of yours: the session's takes are checked against its "
+                    "enrolled speaker and their clips join its fine-tuning dataset (no new consent; "
+                    "`voice_name` is ignored)")
 
 
 class ScriptOut(BaseModel):
@@ -76,6 +82,7 @@ class EnrollmentOut(BaseModel):
     consent_recorded: bool
     can_finish: bool
     voice_id: str | None
+    extends_voice: bool = Field(False, description="True: the takes add samples to the ready voice `voice_id`")
     job_id: str | None = Field(description="The finishing job, once started")
     error: str | None = Field(description="Why the last finish failed (re-record and finish again)")
     created_at: datetime
@@ -110,3 +117,28 @@ class ConsentOut(BaseModel):
     ab_recording_url: str | None = Field(None, description="The member's own recording of it (a link that expires)")
     ab_synthesis_url: str | None = Field(None, description="The same sentence in the new voice (a link that expires)")
     created_at: datetime | None
+
+
+# --- styles (personas) ---------------------------------------------------------------------------
+
+class StyleOut(BaseModel):
+    name: str = Field(description="The style's name; `enrollment` is the voice's own enrollment reference")
+    status: Literal["pending", "ready"] = Field(description="pending: its job is still checking it")
+    default: bool = Field(description="Syntheses that name no style read in this one")
+    transcript: str | None = Field(description="What its reference recording says")
+    seconds: float | None = Field(description="Length of its reference recording")
+    score: float | None = Field(description="Speaker similarity of its recording to the voice's enrollment")
+    threshold: float | None = Field(description="The same-speaker threshold that score had to reach")
+    model: str | None = Field(description="The speaker-verification model that scored it")
+    job_id: str | None = Field(description="The job that checked and enrolled it")
+    created_at: datetime | None = Field(description="When it was added (null for the enrollment reference)")
+
+
+class StyleDefault(Request):
+    name: StyleName = Field(description="A ready style of the voice, or `enrollment` for its enrollment reference")
+
+
+class StyleDeleted(BaseModel):
+    voice_id: str = Field(description="The voice the style belonged to")
+    name: str = Field(description="The deleted style")
+    objects_deleted: int = Field(description="Stored objects removed with it (its reference and profile)")

@@ -74,3 +74,12 @@ def voice_chunk_key(member_id: str, voice_id: str, chunk_id: str) -> str:
 
 def chunks_prefix(member_id: str, job_id: str) -> str:
     return job_prefix(member_id, job_id) + "chunks/"
+
+
+def style_prefix(member_id: str, voice_id: str, style_id: str) -> str:
+    """A voice's style (persona): its reference recording and its profile."""
+    return voice_prefix(member_id, voice_id) + f"styles/{_checked(style_id, 'style id')}/"
+
+
+def finetune_prefix(member_id: str, voice_id: str) -> str:
+    return voice_prefix(member_id, voice_id) + "finetune/"

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from contracts import (
+    ENROLLMENT_STYLE,
     FORMATS,
     PARAM_NAMES,
     SPLIT_METHODS,
@@ -20,6 +21,7 @@ from contracts import (
     Format,
     JobKind,
     JobStatus,
+    StyleName,
     SynthesisParams,
     TextLang,
     optional_overrides,
@@ -74,6 +76,9 @@ class _SynthesisBody(Request):
     voice_id: str = Field(min_length=1, max_length=64)
     text_lang: TextLang = SynthesisParams.model_fields["text_lang"].default
     format: Format = "wav"
+    style: StyleName | None = Field(
+        None, description=f"The voice's style (persona) to read in: one of its styles (GET /v1/voices/{{id}}/styles), "
+                          f"or {ENROLLMENT_STYLE!r} for its enrollment reference. Default: the voice's default style.")
 
 
 # The synthesis parameters follow, each an optional override with the engine's own bounds (the
@@ -106,6 +111,17 @@ class VoiceOut(BaseModel):
     error: str | None
     finetuned: bool
     created_at: datetime
+    default_style: str = Field(ENROLLMENT_STYLE, description="The style a synthesis without `style` reads in")
+    styles: list[str] | None = Field(None, description="Its ready styles, the enrollment reference first "
+                                                       "(in the details of one voice)")
+    clean_speech_minutes: float | None = Field(
+        None, description="Minutes of clean speech collected by guided enrollment and added takes (null for a "
+                          "one-clip voice)")
+    dataset_clips: int | None = Field(None, description="Clips in its fine-tuning dataset")
+    finetune_min_minutes: float | None = Field(
+        None, description="Minutes of clean speech fine-tuning needs (the server's ECHODIARY_FINETUNE_MIN_MINUTES)")
+    finetune_ready: bool | None = Field(None, description="Whether it has collected enough to be fine-tuned")
+    finetune_note: str | None = Field(None, description="What fine-tuning needs and what this voice has")
 
 
 class VoiceDeleteRequested(BaseModel):

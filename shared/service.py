@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from shared import consent, job_state, keys
+from shared import consent, job_state, keys, voice_styles
 from shared.audio_limits import AudioLimits, AudioRefused, check_upload
 from shared.db import Database, get_database
 from shared.schemas import (
@@ -49,10 +49,14 @@ from shared.tables import (
     SYNTHESIS,
     VOICE_FAILED,
     ApiToken,
+    EnrollmentSession,
+    EnrollmentTake,
     Job,
     JobChunk,
     Member,
     Voice,
+    VoiceConsent,
+    VoiceStyle,
     now,
 )
 
@@ -190,8 +194,14 @@ def _usage(session: Session, member_id: str, since: float) -> tuple[int, int, fl
                .where(Voice.member_id == member_id)),
         scalar(select(func.coalesce(func.sum(Job.result_bytes), 0))
                .where(Job.member_id == member_id, Job.result_key.is_not(None))),
+        scalar(select(func.coalesce(func.sum(VoiceStyle.reference_bytes + VoiceStyle.profile_bytes), 0))
+               .where(VoiceStyle.member_id == member_id)),
+        # Takes and consent recordings of enrollment sessions that still hold their audio.
+        scalar(select(func.coalesce(func.sum(EnrollmentTake.audio_bytes), 0))
+               .join(EnrollmentSession, EnrollmentSession.id == EnrollmentTake.session_id)
+               .where(EnrollmentSession.member_id == member_id, EnrollmentTake.audio_key.is_not(None))),
     )).one()
-    return int(row[0]), int(row[1]), row[2], int(row[3]) + int(row[4])
+    return int(row[0]), int(row[1]), row[2], sum(int(v) for v in row[3:])
 
 
 def storage_used(session: Session, member_id: str) -> int:
@@ -375,10 +385,15 @@ def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest
             raise Conflict(f"voice {voice.id} {state}")
         if problem := consent.refusal(session, s, voice, "synthesis"):
             raise Forbidden(problem)
+        style, problem = voice_styles.resolve(session, voice, request.style)
+        if problem:
+            raise Invalid(problem)
         _check_quotas(backend, session, member.id, chars=len(text))
     lane = INTERACTIVE if len(text) <= s.interactive_max_chars else BACKGROUND
     params = {name: payload[name] for name in PARAM_NAMES if name in payload}
     params["text_lang"] = request.text_lang
+    if style is not None:  # resolved now: a later change of the default does not change this job
+        params["style"] = style.name
     job = Job(member_id=member.id, voice_id=voice.id, kind=SYNTHESIS, lane=lane,
               priority=job_state.PRIORITY[lane], text=text, chars=len(text), params=params,
               format=request.format, idempotency_key=idempotency_key, request_hash=request_hash)
@@ -417,6 +432,9 @@ def start_finetune(backend: Backend, member: Member, voice_id: str, request: Fin
             raise Conflict(f"voice {voice.id} must be enrolled before it can be fine-tuned")
         if problem := consent.refusal(session, backend.settings, voice, "fine-tuning"):
             raise Forbidden(problem)
+        ready, note = finetune_readiness(backend.settings, session.get(VoiceConsent, voice.id))
+        if not ready:
+            raise Conflict(f"voice {voice.id}: {note}")
         busy = session.exec(select(Job.id).where(Job.voice_id == voice.id, Job.kind == FINETUNE,
                                                  Job.status.in_(ACTIVE))).first()
         if busy is not None:
@@ -530,10 +548,39 @@ def member_view(member: Member) -> MemberOut:
                      created_at=timestamp(member.created_at))
 
 
-def voice_view(voice: Voice) -> VoiceOut:
+def voice_view(voice: Voice, **details: object) -> VoiceOut:
     return VoiceOut(voice_id=voice.id, name=voice.name, language=voice.language, transcript=voice.transcript,
                     status=voice.status, error=voice.error, finetuned=voice.finetune_key is not None,
-                    created_at=timestamp(voice.created_at))
+                    created_at=timestamp(voice.created_at), **details)
+
+
+def finetune_readiness(settings: Settings, record: VoiceConsent | None) -> tuple[bool, str | None]:
+    """(may it be fine-tuned, what it needs). A one-clip voice (no dataset) trains on its reference."""
+    if record is None or record.dataset_key is None:
+        return True, None
+    need, have = settings.finetune_min_minutes, record.clean_seconds / 60
+    if have >= need:
+        return True, f"fine-tuning needs at least {need:g} minutes of clean speech; you have {have:.2f}"
+    return False, (f"fine-tuning needs at least {need:g} minutes of clean speech; you have {have:.2f}. Add takes "
+                   f"to this voice (POST /v1/enrollments with voice_id, or `echodiary enroll start --voice "
+                   f"{record.voice_id}`)")
+
+
+def voice_details(backend: Backend, member: Member, voice_id: str) -> VoiceOut:
+    """One voice with its styles, the clean speech collected and what fine-tuning needs."""
+    with backend.db.read() as session:
+        voice = _own_voice(session, member, voice_id)
+        styles = voice_styles.ready_styles(session, voice.id)
+        record = session.get(VoiceConsent, voice.id)
+    default = voice_styles.default_style(styles)
+    details: dict[str, object] = {"styles": [voice_styles.ENROLLMENT_STYLE, *(style.name for style in styles)],
+                                  "default_style": default.name if default else voice_styles.ENROLLMENT_STYLE}
+    if record is not None and record.dataset_key is not None:
+        ready, note = finetune_readiness(backend.settings, record)
+        details.update(clean_speech_minutes=round(record.clean_seconds / 60, 3), dataset_clips=record.dataset_clips,
+                       finetune_min_minutes=backend.settings.finetune_min_minutes, finetune_ready=ready,
+                       finetune_note=note)
+    return voice_view(voice, **details)
 
 
 def find_job_by_mark(backend: Backend, member: Member, mark: int) -> Job | None:

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # One-clip voices (POST /v1/voices) have no recorded consent: off, that upload is refused and such
     # voices (also ones made before guided enrollment) cannot synthesise or fine-tune.
     allow_legacy_voices: bool = False
+    # Fine-tuning an enrolled voice needs this much clean speech in its dataset (add takes to get there).
+    finetune_min_minutes: float = 1.0
 
     # Job system (workers, fairness, recovery)
     s3_public_endpoint_url: str | None = None  # address clients download from, when it differs

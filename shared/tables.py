@@ -169,6 +169,8 @@ class EnrollmentSession(SQLModel, table=True):
     notice_accepted_at: float
     status: str = Field(default=SESSION_OPEN, index=True, max_length=16)
     voice_id: str | None = Field(default=None, index=True, max_length=32)
+    # True: more samples for the ready voice ``voice_id`` (its clips join that voice's dataset).
+    extends_voice: bool = Field(default=False, sa_column_kwargs={"server_default": "false"})
     job_id: str | None = Field(default=None, max_length=32)
     error: str | None = None
     created_at: float = Field(default_factory=now)
@@ -215,6 +217,35 @@ class VoiceConsent(SQLModel, table=True):
     dataset_clips: int = 0
     dataset_key: str | None = None
     holdout: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: float = Field(default_factory=now)
+
+
+# Style statuses: pending (its job checks and enrolls it) -> ready; a refused style is deleted.
+STYLE_PENDING, STYLE_READY = "pending", "ready"
+
+
+class VoiceStyle(SQLModel, table=True):
+    """A named style (persona) of a voice: its own short reference, read by the voice's verified speaker."""
+
+    __tablename__ = "voice_style"
+    __table_args__ = (UniqueConstraint("voice_id", "name", name="uq_voice_style_name"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    voice_id: str = Field(index=True, max_length=32)
+    member_id: str = Field(foreign_key="member.id", index=True, max_length=32)
+    name: str = Field(max_length=32)
+    transcript: str
+    status: str = Field(default=STYLE_PENDING, max_length=16)
+    is_default: bool = False
+    reference_key: str
+    reference_bytes: int = 0
+    profile_key: str | None = None
+    profile_bytes: int = 0
+    seconds: float = 0.0
+    score: float | None = None  # speaker similarity to the voice's enrollment
+    threshold: float | None = None
+    model: str | None = Field(default=None, max_length=64)
+    job_id: str | None = Field(default=None, max_length=32)
     created_at: float = Field(default_factory=now)
 
 

@@ -121,3 +121,69 @@ def test_the_http_client_starts_a_session_and_sees_refusals(tmp_data_dir):
         assert take.status == "accepted" and [c.sentence for c in take.clips] == [3]
         view = client.session(session.enrollment_id)
         assert [t.take_id for t in view.takes] == [take.take_id] and 3 not in view.missing_sentences
+
+
+def test_styles_and_more_samples_from_the_command_line(cli_env):
+    from enrollment_audio import OTHER
+    from test_enrollment_styles import styled
+
+    sentences = get_script("en-1").sentences
+    session_id = enroll("start", "--script", "en-1", "--name", "me", "--yes").stdout.strip()
+    for i in range(3):
+        assert enroll("take", session_id, str(i + 1), str(spoken(cli_env / f"{i}.wav", sentences[i]))).exit_code == 0
+    assert enroll("consent", session_id, str(spoken(cli_env / "c.wav", consent_text("owner", "en")))).exit_code == 0
+    done = enroll("finish", session_id)
+    assert done.exit_code == 0, done.output
+    voice_id = done.stdout.strip()
+    assert "fine-tuning needs at least 1 minutes of clean speech; you have 0." in done.stderr
+
+    def style(*args: str):  # noqa: ANN202 - click.testing.Result
+        return CliRunner().invoke(app, ["voices", "style", *args])
+
+    gentle = cli_env / "gentle.wav"
+    gentle.write_bytes(styled(sentences[5], SPEAKER))
+    added = style("add", voice_id, "温柔", str(gentle), "-t", sentences[5])
+    assert added.exit_code == 0 and added.stdout.strip() == "温柔" and "same speaker" in added.stderr, added.output
+    other = cli_env / "other.wav"
+    other.write_bytes(styled(sentences[5], OTHER))
+    refused = style("add", voice_id, "冒充", str(other), "-t", sentences[5])
+    assert refused.exit_code == 1 and "not the speaker this voice was enrolled with" in refused.stderr
+    assert [line.split("\t")[0] for line in style("list", voice_id).stdout.splitlines()] == ["* enrollment", "  温柔"]
+    assert [line.split("\t")[0] for line in style("default", voice_id, "温柔").stdout.splitlines()] == [
+        "  enrollment", "* 温柔"]
+
+    more = enroll("start", "--script", "en-1", "--voice", voice_id, "--yes")
+    assert more.exit_code == 0 and f"adding samples to voice {voice_id}" in more.stderr
+    more_id = more.stdout.strip()
+    assert enroll("take", more_id, "4", str(spoken(cli_env / "4.wav", sentences[3]))).exit_code == 0
+    assert f"adds samples to voice {voice_id}" in enroll("status", more_id).stdout
+    assert enroll("finish", more_id).exit_code == 0
+    details = json.loads(CliRunner().invoke(app, ["voices", "show", voice_id]).stdout)
+    assert details["dataset_clips"] == 2 and details["default_style"] == "温柔"
+    spoken_in = CliRunner().invoke(app, ["submit", "--text", "Hello.", "--voice", voice_id, "--lang", "en",
+                                         "--style", "温柔"])
+    assert spoken_in.exit_code == 0, spoken_in.output
+    unknown = CliRunner().invoke(app, ["submit", "--text", "Hello.", "--voice", voice_id, "--style", "愤怒"])
+    assert unknown.exit_code == 1 and "its styles: enrollment, 温柔" in unknown.stderr
+    removed = style("rm", voice_id, "温柔")
+    assert removed.exit_code == 0 and "2 files" in removed.stderr
+    assert style("list", voice_id).stdout.startswith("* enrollment")
+
+
+def test_the_http_client_reaches_the_style_routes(tmp_data_dir):
+    settings = embedded_settings(tmp_data_dir, allow_legacy_voices=False)
+    api = create_app(settings)
+    with TestClient(api, base_url="http://test") as http:
+        _, token = service.create_member(api.state.backend, "ann", admin=True)
+        client = enrollment_for(Client("http://test", token, http=http))
+        missing = "0" * 32
+        samples, rate = espeak.say(get_script("en-1").sentences[2], SPEAKER)
+        for call in (lambda: client.add_style(missing, "温柔", espeak.wav_bytes(samples, rate), "text"),
+                     lambda: client.styles(missing), lambda: client.set_default_style(missing, "温柔"),
+                     lambda: client.delete_style(missing, "温柔")):
+            with pytest.raises(ApiError) as refused:
+                call()
+            assert refused.value.status == 404 and f"voice {missing} not found" in refused.value.detail
+        with pytest.raises(ApiError) as bad:
+            client.start("en-1", "me", accept_notice=True, voice_id=missing)
+        assert bad.value.status == 404

@@ -16,6 +16,7 @@ from engine.enrollment.verify import (
     check_one_speaker,
     load_embedder,
     verify_consent,
+    verify_enrolled_speaker,
 )
 from engine.features.speaker import write_random_speaker
 
@@ -81,3 +82,14 @@ def test_the_v2pro_speaker_model_is_used_when_its_weights_exist(tmp_path, takes)
     assert isinstance(chosen, ERes2NetEmbedder) and chosen.name == "eres2netv2w24s4ep4"
     vector = chosen.embed(takes[0].samples, takes[0].sample_rate)
     assert vector.shape == (32,) and abs(float((vector**2).sum()) - 1.0) < 1e-6
+
+
+def test_new_recordings_of_the_enrolled_speaker_pass_and_another_speaker_is_named(embedder, takes):
+    enrolled = [takes[0], consent(SPEAKER)]
+    calmer = Audio("calm", *espeak.say(get_script("en-1").sentences[5], SPEAKER, speed=140, pitch=35))
+    same = verify_enrolled_speaker([calmer, *read(SPEAKER, 6)], enrolled, embedder, "zh")
+    assert same.passed and same.score >= same.threshold and same.message is None
+    mixed = verify_enrolled_speaker([calmer, *read(OTHER, 6)], enrolled, embedder, "zh")
+    assert not mixed.passed and mixed.outliers == [f"{OTHER}:6"]
+    assert mixed.score == mixed.per_take[f"{OTHER}:6"] < mixed.threshold
+    assert mixed.message.startswith("这段录音和这个声音录入时不是同一个人")

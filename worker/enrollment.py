@@ -22,6 +22,7 @@ from shared.tables import (
     EnrollmentSession,
     EnrollmentTake,
     Job,
+    Voice,
     VoiceConsent,
 )
 from worker import pipeline
@@ -166,6 +167,8 @@ def _run_finish(ctx: Context) -> str:
     backend, job, lease = ctx.backend, ctx.job, ctx.lease
     row, takes = _load_session(backend, job.params["enrollment_id"])
     takes = [t for t in enrollment.current_takes(takes) if t.status == TAKE_ACCEPTED]
+    if row.extends_voice:
+        return _run_extension(ctx, row, [t for t in takes if t.sentence != CONSENT_TAKE])
     consent = next((t for t in takes if t.sentence == CONSENT_TAKE), None)
     outcome, script, embedder = _outcome(backend, row, [t for t in takes if t.sentence != CONSENT_TAKE], consent)
     if not outcome.ready:
@@ -265,3 +268,84 @@ def _store_voice(ctx: Context, row: EnrollmentSession, outcome: Any, script: Any
     done = FinishedVoice(selection.reference.text, keys.reference_key(member_id, voice_id), len(reference),
                          keys.profile_key(member_id, voice_id), len(profile), record)
     return done, list(objects)
+
+
+# --- more samples for a ready voice --------------------------------------------------------------
+
+def _run_extension(ctx: Context, row: EnrollmentSession, takes: list[EnrollmentTake]) -> str:
+    """The takes of a session bound to a ready voice: checked against its enrolled speaker, their clips
+    added to its dataset (``dataset/<session>/``, with a list.txt of their own), its clean seconds grown."""
+    from engine.errors import EngineError
+
+    backend, job, lease = ctx.backend, ctx.job, ctx.lease
+    with backend.db.read() as session:
+        voice = session.get(Voice, row.voice_id) if row.voice_id else None
+        record = session.get(VoiceConsent, row.voice_id) if row.voice_id else None
+    if voice is None or record is None or not record.dataset_key:
+        raise EngineError(f"voice {row.voice_id} no longer exists, or has no dataset to add to")
+    clips, problems = _checked_new_clips(backend, row, voice, takes, record.dataset_clips)
+    if problems:
+        message = " ".join(problems)
+        enrollment.finish_refused(backend, row.id, message)
+        raise EngineError(message)
+    lease.check()
+    storage = backend.storage
+    # The session's clips and their own list.txt in a folder of its own: no read-modify-write of the
+    # voice's list, so two sessions finishing at once cannot lose each other's lines.
+    prefix = enrollment.dataset_prefix(voice.member_id, voice.id) + f"{row.id}/"
+    objects = {f"{prefix}{i:03d}.flac": clip for i, clip in enumerate(clips)}
+    for key, clip in objects.items():
+        storage.put(key, clip.flac_bytes())
+    language = _script_language(row.script_id)
+    listing = "".join(f"{key}|{voice.id}|{language}|{clip.text}\n" for key, clip in objects.items())
+    storage.put(prefix + "list.txt", listing.encode())
+    seconds = round(sum(c.seconds for c in clips), 2)
+    with backend.db.write() as session:
+        ok = job_state.finish(session, job.id, lease.attempt, progress_done=1, progress_total=1)
+        if ok:
+            enrollment.extension_succeeded(session, row, seconds, len(clips))
+    if not ok:
+        storage.delete_prefix(prefix)
+        return "lost"
+    backend.storage.delete_prefix(enrollment.session_prefix(row.member_id, row.id))
+    return "succeeded"
+
+
+def _script_language(script_id: str) -> str:
+    from engine.enrollment.scripts import get_script
+
+    return get_script(script_id).language
+
+
+def _checked_new_clips(backend: Backend, row: EnrollmentSession, voice: Voice, takes: list[EnrollmentTake],
+                       dataset_clips: int) -> tuple[list[Any], list[str]]:
+    """(the new clips, why they cannot join): one speaker among them, the voice's enrolled speaker, and
+    a dataset no larger than fine-tuning takes."""
+    from engine.enrollment.decode import decode_take
+    from engine.enrollment.pipeline import assess_take
+    from engine.enrollment.scripts import get_script
+    from engine.enrollment.verify import Audio, check_one_speaker, load_embedder, verify_enrolled_speaker
+    from engine.finetune import MAX_ITEMS
+    from engine.model_files import SV_FILE
+
+    settings, storage, script = backend.settings, backend.storage, get_script(row.script_id)
+    limits, language = decode_limits(settings), script.message_language
+    results = [assess_take(t.id, storage.get(t.audio_key or ""), script,
+                           None if t.sentence == WHOLE_SCRIPT else t.sentence, thresholds(t.sentence), limits)
+               for t in takes]
+    clips = list({c.sentence_index: c for r in results if r.accepted for c in r.clips}.values())
+    if not clips:
+        return [], ["no take yielded a usable clip; record the sentences again"]
+    audios = [Audio(f"sentence {c.sentence_index + 1}", c.samples, c.sample_rate) for c in clips]
+    enrolled = [decode_take(storage.get(key), limits)
+                for key in (voice.reference_key or "", enrollment.consent_key(voice.member_id, voice.id))]
+    embedder = load_embedder(settings.models_dir / SV_FILE)
+    checks = [verify_enrolled_speaker(audios, [Audio(str(i), e.samples, e.sample_rate)
+                                               for i, e in enumerate(enrolled)], embedder, language)]
+    if len(audios) > 1:
+        checks.insert(0, check_one_speaker(audios, embedder, language))
+    problems = [c.message or "the speaker check failed" for c in checks if not c.passed]
+    if dataset_clips + len(clips) > MAX_ITEMS:
+        problems.append(f"the dataset of voice {voice.id} has {dataset_clips} clips and fine-tuning takes at "
+                        f"most {MAX_ITEMS}; it cannot grow by {len(clips)}")
+    return clips, problems

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,14 +222,16 @@ def read_label(settings: Settings, audio: bytes) -> LabelCheck | None:
     return LabelCheck(fields=label.fields(), verified=verify_label(audio, watermark_keyring(settings)))
 
 
-def finetune(settings: Settings, audio: bytes, transcript: str, language: str, params: dict[str, Any],
+def finetune(settings: Settings, items: Sequence[tuple[bytes, str, str]], params: dict[str, Any],
              on_progress: Callable[[int, int], None], should_cancel: Callable[[], bool]) -> bytes:
     """Fine-tuned weights for a voice, as bytes (the zip of :func:`engine.finetune.finetune`).
 
-    The warm base engine lends its feature extractors, so only the trainable models load here.
+    ``items`` are its clips as (audio, transcript, language); a lazy sequence (``worker.dataset``)
+    fetches each from storage only when data preparation reaches it. The warm base engine lends its
+    feature extractors, so only the trainable models load here.
     """
     from engine.finetune import finetune as run_finetune
 
-    return run_finetune(settings.models_dir, [(audio, transcript, language)], params=params,
+    return run_finetune(settings.models_dir, items, params=params,
                         device=settings.device, on_progress=on_progress, should_cancel=should_cancel,
                         base=get_engine(settings).models)

@@ -15,16 +15,30 @@ from dataclasses import dataclass
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
-from shared import job_state, keys, service
+from shared import job_state, keys, service, voice_styles
 from shared.db import Database
 from shared.service import Backend
 from shared.storage import CONTENT_TYPES, StorageUnavailable
-from shared.tables import CANCELLED, ENROLL, FAILED, FINETUNE, READY, SUCCEEDED, SYNTHESIS, Job, Voice, now
+from shared.tables import (
+    CANCELLED,
+    ENROLL,
+    FAILED,
+    FINETUNE,
+    READY,
+    SUCCEEDED,
+    SYNTHESIS,
+    Job,
+    Voice,
+    VoiceConsent,
+    now,
+)
 from worker import enrollment as enrollment_jobs
 from worker import pipeline
+from worker import styles as style_jobs
 from worker.cancel import cancel_checker
 from worker.chunks import StorageChunkCache, VoiceChunkCache
 from worker.claim import Lease, LostJob, claim
+from worker.dataset import voice_items
 from worker.progress import progress_writer
 
 log = logging.getLogger(__name__)
@@ -100,6 +114,8 @@ def _run_kind(ctx: Context) -> str:
     try:
         if job.kind == ENROLL and job.params.get("enrollment_id"):  # a guided-enrollment take or finish
             return enrollment_jobs.run(ctx)
+        if job.kind == ENROLL and job.params.get("style_id"):  # a voice's new style
+            return style_jobs.run(ctx)
         if job.kind == ENROLL:
             return _enroll(ctx)
         if job.kind == SYNTHESIS:
@@ -180,15 +196,16 @@ def _synthesize(ctx: Context) -> str:
         voice = _voice(session, job)
     if voice.status != READY or not voice.profile_key:
         raise EngineError(f"voice {voice.id} has no profile yet (status {voice.status})")
-    profile = pipeline.load_profile(settings, voice.id, voice.profile_key,
-                                    lambda: backend.storage.get(voice.profile_key))
+    params = dict(job.params)
+    profile_key = _style_profile_key(backend, voice, params.pop("style", None)) or voice.profile_key
+    profile = pipeline.load_profile(settings, voice.id, profile_key, lambda: backend.storage.get(profile_key))
     finetune_key = voice.finetune_key
     engine = pipeline.engine_for(settings, voice.id, finetune_key,
                                  lambda: backend.storage.get(finetune_key or ""))
     chunks = (VoiceChunkCache(backend.storage, job.member_id, voice.id, job.id) if settings.embedded
               else StorageChunkCache(backend.storage, job.member_id, job.id))
     try:
-        rendered = pipeline.render(settings, job.text or "", profile, dict(job.params), job.format, job.mark,
+        rendered = pipeline.render(settings, job.text or "", profile, params, job.format, job.mark,
                                    job.id, on_progress=progress_writer(lease, settings.worker_chunk_delay_s),
                                    should_cancel=cancel_checker(lease), chunk_cache=chunks, engine=engine)
     except (Cancelled, EngineError):
@@ -211,12 +228,26 @@ def _synthesize(ctx: Context) -> str:
     return SUCCEEDED
 
 
+def _style_profile_key(backend: Backend, voice: Voice, name: str | None) -> str | None:
+    """The profile of the style the job was queued with (None: the voice's enrollment profile)."""
+    from engine.errors import EngineError
+
+    if name is None:
+        return None
+    with backend.db.read() as session:
+        style = voice_styles.by_name(session, voice.id, name)
+    if style is None or not style.profile_key:
+        raise EngineError(f"voice {voice.id} no longer has the style {name!r} this job was queued with")
+    return style.profile_key
+
+
 def _finetune(ctx: Context) -> str:
     backend, job, lease = ctx.backend, ctx.job, ctx.lease
     with backend.db.read() as session:
         voice = _voice(session, job)
-    audio = backend.storage.get(voice.reference_key)
-    weights = pipeline.finetune(backend.settings, audio, voice.transcript, voice.language, dict(job.params),
+        record = session.get(VoiceConsent, voice.id)
+    items = voice_items(backend.storage, voice, record)
+    weights = pipeline.finetune(backend.settings, items, dict(job.params),
                                 on_progress=progress_writer(lease), should_cancel=cancel_checker(lease))
     key = keys.finetune_key(job.member_id, voice.id, job.id)
     lease.check()

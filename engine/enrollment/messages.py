@@ -87,6 +87,12 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "The consent statement and the takes are not the same speaker: similarity {value:.2f}, "
         "at least {threshold:.2f}. The person who read the sentences must read the consent statement",
     },
+    "other_speaker": {
+        "zh": "这段录音和这个声音录入时不是同一个人：相似度 {value:.2f}，至少需要 {threshold:.2f}。"
+        "只能由录入这个声音的本人来录新的风格和样本",
+        "en": "This recording is not the speaker this voice was enrolled with: similarity {value:.2f}, "
+        "at least {threshold:.2f}. Only the person who enrolled this voice may add styles or samples to it",
+    },
     "several_speakers": {
         "zh": "录音里有不止一个人的声音：{count} 段（{takes}）和其他录音不像同一个人（相似度 {value:.2f}，"
         "至少需要 {threshold:.2f}）。只能录入你自己的声音，请重新录这些句子",

@@ -156,6 +156,20 @@ def verify_consent(
     return SpeakerCheck(passed, score, embedder.threshold, embedder.name, per_take, [], message)
 
 
+def verify_enrolled_speaker(
+    recordings: list[Audio], enrolled: list[Audio], embedder: SpeakerEmbedder, language: str
+) -> SpeakerCheck:
+    """Are new recordings (a style, more takes) the voice's enrolled speaker? Each against the mean of
+    the enrollment's recordings (its reference and consent); the lowest score decides."""
+    voice = _unit(np.mean(list(_embed_all(enrolled, embedder).values()), axis=0))
+    per_take = {tid: round(cosine(e, voice), 4) for tid, e in _embed_all(recordings, embedder).items()}
+    outliers = [tid for tid, s in per_take.items() if s < embedder.threshold]
+    score = min(per_take.values())
+    message = None if not outliers else gate_message("other_speaker", language, value=score,
+                                                     threshold=embedder.threshold)
+    return SpeakerCheck(not outliers, score, embedder.threshold, embedder.name, per_take, outliers, message)
+
+
 def ab_similarity(recording: Audio, synthesis: Audio, embedder: SpeakerEmbedder) -> dict[str, object]:
     """A/B: how close the clone sounds to the member (cosine of speaker embeddings, 1.0 = identical)."""
     score = cosine(embedder.embed(recording.samples, recording.sample_rate),

@@ -22,6 +22,7 @@ from producer.api.routes import (
     jobs,
     members,
     sessions,
+    styles,
     syntheses,
     voices,
     watermark,
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app = FastAPI(title="EchoDiary", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.backend = backend
     errors.install(app)
-    for module in (members, voices, enrollment, syntheses, jobs, files, watermark, health, entries, sessions):
+    for module in (members, voices, styles, enrollment, syntheses, jobs, files, watermark, health, entries, sessions):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     # Room for the largest upload plus the multipart framing around it.
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 1024 * 1024)

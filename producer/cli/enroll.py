@@ -3,6 +3,7 @@
     echodiary enroll scripts [ID]            the script ids, or one script's sentences
     echodiary enroll consent-text            the statement to read aloud
     echodiary enroll start --script ID --name NAME
+    echodiary enroll start --script ID --voice VOICE   more samples for a ready voice
     echodiary enroll take SESSION N FILE     sentence N (from 1), or `all` for the whole script
     echodiary enroll consent SESSION FILE
     echodiary enroll finish SESSION
@@ -115,16 +116,23 @@ def consent_text(language: str = typer.Option("zh", "--language", "-l", help="zh
 
 @enroll_app.command("start")
 def start(script: str = typer.Option(..., "--script", "-s", help="Script id (`echodiary enroll scripts`)"),
-          name: str = typer.Option(..., "--name", help="Name of the new voice"),
+          name: str = typer.Option(None, "--name", help="Name of the new voice"),
+          voice: str = typer.Option(None, "--voice", help="Add the takes to this ready voice instead (more samples)"),
           language: str = typer.Option(None, "--language", "-l", help="zh or en (default: the script's)"),
           yes: bool = typer.Option(False, "--yes", "-y", help="Accept the notice without asking")) -> None:
     """Start a session; prints its id (the statement to read goes to stderr)."""
+    if not name and not voice:
+        _err("error: give --name for a new voice, or --voice VOICE to add samples to one")
+        raise typer.Exit(2)
     _, enroll = _api()
     facts = _run(enroll.script, script)
     _accept_notice(enroll, language or facts.message_language, yes)
-    session = _run(enroll.start, script, name, True, language)
+    session = _run(enroll.start, script, name or "-", True, language, voice)
     typer.echo(session.enrollment_id)
-    _err(f"consent statement to read: {session.statement}")
+    if voice:
+        _err(f"adding samples to voice {voice}: record takes, then `echodiary enroll finish {session.enrollment_id}`")
+    else:
+        _err(f"consent statement to read: {session.statement}")
 
 
 @enroll_app.command("take")
@@ -152,6 +160,9 @@ def _finish(client, enroll, session_id: str, wait: bool) -> None:  # noqa: ANN00
         _err(f"enrollment {job.status}: {job.error or ''}".rstrip(": "))
         raise typer.Exit(1)
     details = _run(enroll.consent, created.voice_id)
+    voice = _run(client.voice, created.voice_id)
+    if voice.finetune_note:
+        _err(voice.finetune_note)
     _err(f"voice {created.voice_id} ready: consent {details.consent} (score {details.score} >= "
          f"{details.threshold}, {details.model}), {details.clean_seconds} s of clean speech, "
          f"{details.dataset_clips} clips to fine-tune on")
@@ -177,7 +188,10 @@ def status(session_id: str, as_json: bool = typer.Option(False, "--json")) -> No
         _report_take(t)
     if session.missing_sentences:
         typer.echo("missing sentences: " + " ".join(map(str, session.missing_sentences)))
-    typer.echo("consent: " + ("recorded" if session.consent_recorded else "missing"))
+    if session.extends_voice:  # the voice's consent stands; these takes only add samples
+        typer.echo(f"adds samples to voice {session.voice_id}")
+    else:
+        typer.echo("consent: " + ("recorded" if session.consent_recorded else "missing"))
     if session.error:
         typer.echo(f"last finish failed: {session.error}")
 

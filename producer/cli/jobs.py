@@ -31,6 +31,7 @@ def submit(source: str = typer.Argument(None, help="A text file, or - for stdin"
            lang: TextLang = typer.Option("zh", "--lang", help="zh, all_zh, en or auto"),
            fmt: Format = typer.Option("wav", "--format", "-f", help="wav, flac, ogg or mp3"),
            param: list[str] = typer.Option([], "--param", "-p", help="Synthesis parameter NAME=VALUE (top_k, seed, ...)"),
+           style: str = typer.Option(None, "--style", help="A style of the voice (`echodiary voices style list`)"),
            idempotency_key: str = typer.Option(None, "--idempotency-key", help="Same key again: same job"),
            wait: bool = typer.Option(False, "--wait", "-w", help="Wait with a progress bar"),
            output: Path = typer.Option(None, "--output", "-o", help="Save the audio here when done (implies --wait)")) -> None:
@@ -41,10 +42,11 @@ def submit(source: str = typer.Argument(None, help="A text file, or - for stdin"
         if source is None:
             raise typer.BadParameter("give a text file, - for stdin, or --text")
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    params = _parse_params(param) | ({"style": style} if style is not None else {})
     client = connect_client()
     try:
         accepted = guarded(client.synthesize)(text, voice, idempotency_key=idempotency_key, text_lang=lang,
-                                               format=fmt, **_parse_params(param))
+                                               format=fmt, **params)
     except ValidationError as exc:
         err(f"error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
         raise typer.Exit(2) from exc

@@ -1,4 +1,4 @@
-"""`echodiary voices`: list (default), add, show, rm."""
+"""`echodiary voices`: list (default), add, show, rm, and `voices style add|list|rm|default`."""
 
 from __future__ import annotations
 
@@ -56,6 +56,60 @@ def voices_rm(voice_id: str, yes: bool = typer.Option(False, "--yes", "-y", help
         raise typer.Exit(1)
     deleted = guarded(client.confirm_delete_voice)(voice_id, request.confirm)
     err(f"deleted voice {voice_id}: {deleted.jobs_deleted} jobs, {deleted.objects_deleted} files")
+
+
+style_app = typer.Typer(help="A voice's styles (personas): add, list, rm, default.", no_args_is_help=True)
+voices_app.add_typer(style_app, name="style")
+
+
+def _styles():  # noqa: ANN202 - the enrollment client (styles live beside guided enrollment)
+    from producer.enrollment_client import enrollment_for
+
+    return enrollment_for(connect_client())
+
+
+def _print_styles(styles) -> None:  # noqa: ANN001 - list[StyleOut]
+    for s in styles:
+        mark = "*" if s.default else " "
+        score = f"  similarity {s.score:.2f} >= {s.threshold:.2f}" if s.score is not None else ""
+        typer.echo(f"{mark} {s.name}\t{s.status}{score}" + (f"\t{s.transcript}" if s.transcript else ""))
+
+
+@style_app.command("add")
+def style_add(voice_id: str, name: str = typer.Argument(..., help="The style's name, e.g. 温柔"),
+              audio: Path = typer.Argument(..., exists=True, dir_okay=False, help="3-10 s read in that style"),
+              transcript: str = typer.Option(..., "--transcript", "-t", help="What the recording says")) -> None:
+    """Add a style, checked against the voice's enrolled speaker (exits 1 with the reason when refused)."""
+    style = guarded(_styles().add_style)(voice_id, name, audio, transcript)
+    typer.echo(style.name)
+    if style.score is not None:
+        err(f"style {style.name} {style.status}: same speaker (similarity {style.score:.2f} >= {style.threshold:.2f}, "
+            f"{style.model})")
+    else:
+        err(f"style {style.name} {style.status}")
+
+
+@style_app.command("list")
+def style_list(voice_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """The voice's styles; * marks the default."""
+    styles = guarded(_styles().styles)(voice_id)
+    if as_json:
+        typer.echo(json.dumps([s.model_dump(mode="json") for s in styles], ensure_ascii=False, indent=2))
+        return
+    _print_styles(styles)
+
+
+@style_app.command("rm")
+def style_rm(voice_id: str, name: str) -> None:
+    """Delete a style with its recording and profile."""
+    deleted = guarded(_styles().delete_style)(voice_id, name)
+    err(f"deleted style {name} of voice {voice_id}: {deleted.objects_deleted} files")
+
+
+@style_app.command("default")
+def style_default(voice_id: str, name: str = typer.Argument(..., help="A style, or 'enrollment'")) -> None:
+    """Make a style the one syntheses read in when they name none."""
+    _print_styles(guarded(_styles().set_default_style)(voice_id, name))
 
 
 def register(app: typer.Typer) -> None:

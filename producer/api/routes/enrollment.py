@@ -82,7 +82,8 @@ def consent_text(member: CurrentMember, language: str = Query("zh", pattern="^(z
 # --- sessions ------------------------------------------------------------------------------------
 
 @router.post("/v1/enrollments", status_code=201, response_model=EnrollmentOut,
-             summary="Start an enrollment session (needs accept_notice=true)")
+             summary="Start an enrollment session (needs accept_notice=true); with voice_id, one that adds "
+                     "samples to a ready voice")
 def start(body: EnrollmentCreate, response: Response, member: CurrentMember,
           backend: BackendDep) -> EnrollmentOut:
     from worker import enrollment as work
@@ -90,7 +91,7 @@ def start(body: EnrollmentCreate, response: Response, member: CurrentMember,
     facts = work.script_facts(body.script_id)
     language = body.language or facts.message_language
     row = enrollment.start_session(backend, member, facts, body.voice_name, body.accept_notice,
-                                   work.consent_statement(member.name, language), language)
+                                   work.consent_statement(member.name, language), language, body.voice_id)
     response.headers["Location"] = f"/v1/enrollments/{row.id}"
     return session_out(row, [])
 

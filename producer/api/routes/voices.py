@@ -42,9 +42,10 @@ def list_voices(member: CurrentMember, backend: BackendDep) -> list[VoiceOut]:
     return [voice_out(v) for v in service.list_voices(backend, member)]
 
 
-@router.get("/{voice_id}", response_model=VoiceOut, summary="One of your voices")
+@router.get("/{voice_id}", response_model=VoiceOut,
+            summary="One of your voices, with its styles, the clean speech collected and what fine-tuning needs")
 def get_voice(voice_id: str, member: CurrentMember, backend: BackendDep) -> VoiceOut:
-    return voice_out(service.get_voice(backend, member, voice_id))
+    return service.voice_details(backend, member, voice_id)
 
 
 @router.delete("/{voice_id}", response_model=VoiceDeleteRequested | VoiceDeleted,
