@@ -89,3 +89,13 @@ export const api = {
     try { await request('DELETE', '/v1/sessions/current'); } finally { setCsrf(null); }
   },
 };
+
+// The allowed values of a request field, read from the server's own OpenAPI document, so the page
+// never re-types a vocabulary the server defines (languages, formats).
+let openapi = null;
+export async function schemaEnum(schema, field) {
+  openapi = openapi || request('GET', '/openapi.json');
+  const prop = (await openapi).components?.schemas?.[schema]?.properties?.[field] || {};
+  const options = prop.enum || (prop.anyOf || []).flatMap((p) => p.enum || []);
+  return { values: options, fallback: prop.default };
+}

@@ -42,7 +42,7 @@ function toast(message) {
 function drawNav(current) {
   const nav = document.getElementById('nav');
   nav.setAttribute('aria-label', t('nav.main'));
-  const items = state.member ? [...NAV, ...(state.member.is_admin ? [['admin', 'nav.admin']] : [])] : [];
+  const items = state.member ? [...NAV, ...(state.member.admin ? [['admin', 'nav.admin']] : [])] : [];
   nav.replaceChildren(...items.map(([name, key]) => h('a', {
     href: `#/${name}`, class: name === current ? 'current' : '',
     'aria-current': name === current ? 'page' : undefined,
@@ -78,6 +78,7 @@ async function render() {
   const root = document.getElementById('main');
   root.replaceChildren(h('p', { class: 'muted' }, t('loading')));
   root.dataset.view = route.name;
+  delete root.dataset.ready; // set again once this view has drawn (tests and scripts wait on it)
   const ctx = {
     api, t, go, lang: lang(), member: state.member, route, param: route.param, query: route.query,
     toast, setMember, onLeave: (fn) => state.leaving.push(fn),
