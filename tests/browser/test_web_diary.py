@@ -149,3 +149,23 @@ def test_jobs_page_shows_progress_and_cancels(web_server, writer, browser_factor
         page.locator(f"#jobs-table tr[data-job-id='{job_id}'][data-status=cancelled]").wait_for(timeout=120_000)
     with web_server.client(writer.token) as api:
         assert {api.get(f"/v1/jobs/{j}").json()["status"] for j in jobs} == {"cancelled"}
+
+
+def test_read_to_me_plays_from_the_job_stream_where_the_server_has_one(web_server, writer, browser_factory):
+    # The stream endpoint's contract (GET /v1/jobs/{id}/audio: the job's WAV as it renders) is served
+    # here by the browser's router with a real WAV, until the endpoint lands in this branch.
+    page = signed_in(browser_factory, web_server, writer)
+    wav = audio_bytes(2.0, fmt="WAV", sample_rate=32000)
+    asked = []
+
+    def stream(route):
+        asked.append(route.request.url)
+        route.fulfill(status=200, headers={"Content-Type": "audio/wav"}, body=wav)
+
+    page.route("**/v1/jobs/*/audio", stream)
+    write_and_read(page, "A short entry for the stream.")
+    player = page.locator("#reading .player")
+    page.wait_for_function("() => document.querySelector('#reading .player').dataset.state === 'done'")
+    assert asked and "played while it rendered" in player.inner_text()
+    # 2 s of audio went through the AudioContext: its clock passes 1 s of the stream's pieces.
+    page.wait_for_function("() => parseFloat(document.querySelector('#reading .player').dataset.playedSeconds) > 1")

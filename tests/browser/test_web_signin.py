@@ -54,3 +54,14 @@ def test_a_wrong_token_says_so(web_server, browser_factory):
     page.fill("#signin-token", "not-a-token")
     page.click("form button[type=submit]")
     page.locator("#signin-error").get_by_text("invalid API token").wait_for()
+
+
+def test_an_expired_session_sends_the_page_back_to_sign_in(web_server, browser_factory):
+    member = web_server.add_member("Dee")
+    page = browser_factory().new_page()
+    page.goto(member.invite_link)
+    page.wait_for_url("**/#/diary")
+    page.context.clear_cookies()  # as if the session had expired on the server
+    page.goto(f"{web_server.url}/#/jobs")
+    page.wait_for_url("**/#/signin?next=jobs")
+    page.locator("#toast").get_by_text("session has expired").wait_for()

@@ -81,7 +81,8 @@ async function render() {
   delete root.dataset.ready; // set again once this view has drawn (tests and scripts wait on it)
   const ctx = {
     api, t, go, lang: lang(), member: state.member, route, param: route.param, query: route.query,
-    toast, setMember, onLeave: (fn) => state.leaving.push(fn),
+    // once the session has expired, the views' own failures would only hide the message that says so
+    toast: (message) => { if (state.member) toast(message); }, setMember, onLeave: (fn) => state.leaving.push(fn),
     isCurrent: () => seq === state.renderSeq,
   };
   try {
@@ -96,6 +97,7 @@ async function render() {
     root.replaceChildren(h('p', { class: 'error', role: 'alert' },
       missing ? t('error.missing') : t('error.view', { message: err.message })));
   }
+  if (seq !== state.renderSeq) return; // a newer route drew (or is drawing) over this one
   root.dataset.ready = String(seq);
   root.focus({ preventScroll: true });
 }
