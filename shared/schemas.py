@@ -50,21 +50,9 @@ class MemberOut(BaseModel):
     created_at: datetime
 
 
-class MemberDetails(MemberOut):
-    voices: int = Field(description="Voices the member owns.")
-    jobs: int = Field(description="Jobs on record (any status).")
-    storage_bytes: int = Field(description="Bytes stored for the member (voices and results), as the quota counts.")
-    active_tokens: int = Field(description="API tokens not revoked.")
-    web_sessions: int = Field(description="Browsers signed in now.")
-
-
 class MemberRemoved(BaseModel):
     rows: int = Field(description="Database rows deleted with the member.")
     objects: int = Field(description="Stored objects deleted with the member.")
-
-
-class InviteOut(BaseModel):
-    link: str = Field(description="A one-time sign-in link for the member's browser (one use, expires).")
 
 
 class MemberCreated(MemberOut):
@@ -141,6 +129,8 @@ class VoiceDeleted(BaseModel):
 class Progress(BaseModel):
     done: int
     total: int
+    reused: int = Field(0, description="Of a finished synthesis: chunks taken from earlier renders of the same "
+                                       "sentences instead of synthesised again (total - reused were rendered).")
 
 
 class Result(BaseModel):

@@ -1,19 +1,18 @@
-"""Household members (an admin creates them) and who am I."""
+"""Household members: an admin creates, revokes and removes them; anyone asks who they are.
+
+The household overview with every member's use of the quotas, and invite links, is /v1/household."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from producer.api.deps import AdminMember, BackendDep, CurrentMember
-from shared import keys, members, service, web_sessions
+from shared import keys, members, service
 from shared.schemas import (
-    InviteOut,
     MemberCreate,
     MemberCreated,
-    MemberDetails,
     MemberOut,
     MemberRemoved,
-    timestamp,
 )
 from shared.tables import Member
 
@@ -35,25 +34,10 @@ def me(member: CurrentMember) -> MemberOut:
     return member_out(member)
 
 
-@router.get("", response_model=list[MemberDetails], summary="The household's members with what they hold (admin)")
-def list_members(_admin: AdminMember, backend: BackendDep) -> list[MemberDetails]:
-    return [MemberDetails(member_id=m.member_id, name=m.name, admin=m.admin, created_at=timestamp(m.created_at),
-                          voices=m.voices, jobs=m.jobs, storage_bytes=m.storage_bytes,
-                          active_tokens=m.active_tokens, web_sessions=m.web_sessions)
-            for m in members.list_members(backend)]
-
-
 def _member(backend: BackendDep, member_id: str) -> Member:
     if not keys.is_id(member_id):
         raise service.NotFoundError(f"no member {member_id!r}")
     return members.find_member(backend, member_id)
-
-
-@router.post("/{member_id}/invites", status_code=201, response_model=InviteOut,
-             summary="A new one-time browser invite link for a member (admin)")
-def invite(member_id: str, _admin: AdminMember, backend: BackendDep) -> InviteOut:
-    member = _member(backend, member_id)
-    return InviteOut(link=web_sessions.invite_link(backend, web_sessions.create_invite(backend, member.id)))
 
 
 @router.post("/{member_id}/revoke", response_model=MemberCreated,
