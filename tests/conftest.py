@@ -19,7 +19,9 @@ import pytest
 # Nothing in the tests may reach a model hub, and no developer's own settings may leak in.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
-for _name in [n for n in os.environ if n.startswith("ECHODIARY_") and not n.startswith("ECHODIARY_DEV_")]:
+# ECHODIARY_SCREENSHOTS only says where the browser tests save their pictures.
+for _name in [n for n in os.environ if n.startswith("ECHODIARY_") and not n.startswith("ECHODIARY_DEV_")
+              and n != "ECHODIARY_SCREENSHOTS"]:
     del os.environ[_name]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from producer import web
 from producer.api import errors
 from producer.api.limits import BodyLimit
 from producer.api.routes import (
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     errors.install(app)
     for module in (members, voices, enrollment, syntheses, jobs, files, watermark, health, entries, sessions):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
+    web.mount(app)  # the household page at /, in embedded and server mode alike
     # Room for the largest upload plus the multipart framing around it.
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 1024 * 1024)
     return app
