@@ -108,6 +108,8 @@ class VoiceDeleted(BaseModel):
 class Progress(BaseModel):
     done: int
     total: int
+    reused: int = Field(0, description="Of a finished synthesis: chunks taken from earlier renders of the same "
+                                       "sentences instead of synthesised again (total - reused were rendered).")
 
 
 class Result(BaseModel):

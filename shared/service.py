@@ -198,6 +198,11 @@ def storage_used(session: Session, member_id: str) -> int:
     return _usage(session, member_id, now())[3]
 
 
+def member_usage(session: Session, member_id: str, since: float) -> tuple[int, int, float | None, int]:
+    """The figures the quotas are checked against (see ``_usage``), for the household admin page."""
+    return _usage(session, member_id, since)
+
+
 def _check_quotas(backend: Backend, session: Session, member_id: str, chars: int = 0,
                   new_bytes: int = 0) -> None:
     s = backend.settings
@@ -516,7 +521,7 @@ def job_view(backend: Backend, session: Session, job: Job) -> JobOut:
                             bytes=job.result_bytes)
     return JobOut(
         job_id=job.id, kind=job.kind, status=job.status, voice_id=job.voice_id, lane=job.lane,
-        progress=Progress(done=job.progress_done, total=job.progress_total),
+        progress=Progress(done=job.progress_done, total=job.progress_total, reused=job.chunks_reused),
         queue_position=job_state.queue_position(session, job), error=job.error,
         cancel_requested=job.cancel_requested, result=result,
         result_expired=job.status == SUCCEEDED and job.kind == SYNTHESIS and result is None,

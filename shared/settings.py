@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555
     flower_basic_auth: str | None = None  # "user:password"
+    flower_public_url: str | None = None  # where admins open Flower; the admin page links to it
 
     # Audio
     loudness_lufs: float = -20.0

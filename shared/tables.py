@@ -126,6 +126,8 @@ class Job(SQLModel, table=True):
 
     progress_done: int = 0
     progress_total: int = 0
+    # Chunks of a synthesis taken from the chunk cache instead of synthesised (a re-render after an edit).
+    chunks_reused: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     error: str | None = None
 
     result_key: str | None = None

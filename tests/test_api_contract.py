@@ -387,7 +387,7 @@ def test_a_failed_or_cancelled_job_is_queued_again_as_a_new_attempt(stack):
         job_state.record_progress(session, job_id, attempt, 1, 2, 60)
         job_state.fail(session, job_id, attempt, "boom")
     r = stack.client.post(f"/v1/jobs/{job_id}/retry", headers=me)
-    assert r.status_code == 202 and r.json()["error"] is None and r.json()["progress"] == {"done": 0, "total": 0}
+    assert r.status_code == 202 and r.json()["error"] is None and r.json()["progress"] == {"done": 0, "total": 0, "reused": 0}
     assert stack.count(JobChunk, JobChunk.job_id == job_id) == 0
     with stack.backend.db.write() as session:
         assert job_state.claim(session, job_id, "w", 60) == 2  # a new attempt of the same job

@@ -104,3 +104,32 @@ def test_a_fine_tuned_voice_renders_with_its_own_weights(tmp_data_dir, models):
         assert not np.array_equal(before, after)
         assert np.array_equal(after, again)
         assert (warm.misses - misses, warm.hits - hits) == (1, 1)
+
+
+def test_a_re_render_after_an_edit_says_how_many_chunks_it_reused(tmp_data_dir, models):
+    # Sentences long enough that each is a chunk of its own.
+    settings = embedded_settings(tmp_data_dir, models_dir=models, device="cpu", threads=1)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        _, token = service.create_member(app.state.backend, "me", admin=True)
+        auth = {"Authorization": f"Bearer {token}"}
+        created = client.post("/v1/voices", files={"audio": ("me.wav", audio_bytes(4.0))},
+                              data={"transcript": "今天天气很好。", "language": "zh", "name": "me"}, headers=auth)
+        voice_id = created.json()["voice_id"]
+        assert finished(client, auth, created.json()["job_id"], timeout=300)["status"] == "succeeded"
+        sentences = ["Today we walked to the park by the river.", "The ducks were loud and hungry.",
+                     "We went home before the rain came."]
+
+        def render(text: str) -> dict:
+            queued = client.post("/v1/syntheses", json={"text": text, "voice_id": voice_id, "text_lang": "en",
+                                                        "seed": 5, "text_split_method": "cut5"}, headers=auth)
+            assert queued.status_code == 202, queued.text
+            job = finished(client, auth, queued.json()["job_id"], timeout=300)
+            assert job["status"] == "succeeded", job
+            return job["progress"]
+
+        first = render(" ".join(sentences))
+        assert first["reused"] == 0 and first["total"] >= 3
+        edited = render(" ".join([sentences[0], "The geese were quiet.", sentences[2]]))
+        assert edited["total"] == first["total"]
+        assert edited["reused"] == first["total"] - 1

@@ -203,6 +203,7 @@ def _synthesize(ctx: Context) -> str:
     finished = now()
     with backend.db.write() as session:
         done = job_state.finish(session, job.id, lease.attempt, result_key=key, result_bytes=len(rendered.data),
+                               chunks_reused=chunks.reused,
                                duration_s=rendered.duration_s, finished_at=finished,
                                expires_at=finished + settings.result_ttl_s)
     if not done:

@@ -20,6 +20,7 @@ from producer.api.routes import (
     entries,
     files,
     health,
+    household,
     jobs,
     members,
     sessions,
@@ -72,7 +73,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app = FastAPI(title="EchoDiary", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.backend = backend
     errors.install(app)
-    for module in (members, voices, enrollment, syntheses, jobs, files, watermark, health, entries, sessions):
+    for module in (members, voices, enrollment, syntheses, jobs, files, watermark, health, entries, sessions,
+                   household):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     web.mount(app)  # the household page at /, in embedded and server mode alike
     # Room for the largest upload plus the multipart framing around it.
