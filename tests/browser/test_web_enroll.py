@@ -127,14 +127,52 @@ class Wizard:
         raise AssertionError(f"no take accepted after {MAX_TAKES} tries: {self.refusals}")
 
 
-def test_the_wizard_enrolls_a_voice_from_the_microphone(web_server, browser_factory, screenshot, tmp_path):
-    fed = microphone_file(tmp_path / "microphone.wav")
-    member = web_server.add_member("Wren")
-    page = browser_factory(tmp_path / "microphone.wav").new_page()
+RECORD_CONSTRAINTS = """() => {
+  const ask = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (constraints) => {
+    window.askedFor = constraints;
+    const stream = await ask(constraints);
+    window.granted = stream.getAudioTracks()[0].getSettings();
+    return stream;
+  };
+}"""
+
+
+def open_wizard(page, web_server, member) -> None:  # noqa: ANN001 - playwright Page, harness objects
     page.goto(member.invite_link)
     page.wait_for_url("**/#/diary")
     page.goto(f"{web_server.url}/#/enroll")
     page.locator("#main[data-step=guide]").wait_for(timeout=90_000)  # the first call loads the scripts
+
+
+def test_the_microphone_is_raw_and_a_silent_take_warns(web_server, browser_factory, screenshot, tmp_path):
+    quiet = noise(8.0, -75.0, np.random.default_rng(3))
+    sf.write(tmp_path / "quiet.wav", quiet, RATE, subtype="PCM_16")
+    member = web_server.add_member("Quinn")
+    page = browser_factory(tmp_path / "quiet.wav").new_page()
+    open_wizard(page, web_server, member)
+    page.evaluate(RECORD_CONSTRAINTS)
+    page.check("#enroll-accept")
+    page.click("[data-action=start]")
+    page.click("[data-action=measure]")
+    page.locator(".room-result[data-quiet=true]").wait_for()
+    audio = page.evaluate("window.askedFor.audio")
+    assert audio["echoCancellation"] is audio["noiseSuppression"] is audio["autoGainControl"] is False
+    granted = page.evaluate("window.granted")
+    assert granted["echoCancellation"] is False and granted["autoGainControl"] is False
+    page.click("[data-action=continue]")
+    page.click("[data-action=record]")
+    page.locator(".take-panel[data-state=quiet-warning] .take-state.warn").wait_for(timeout=15_000)
+    screenshot(page, "enroll-silent-warning")
+    page.click("[data-action=stop]")
+    page.locator(".take-report[data-status=refused] [data-action=rerecord]").wait_for()
+
+
+def test_the_wizard_enrolls_a_voice_from_the_microphone(web_server, browser_factory, screenshot, tmp_path):
+    fed = microphone_file(tmp_path / "microphone.wav")
+    member = web_server.add_member("Wren")
+    page = browser_factory(tmp_path / "microphone.wav").new_page()
+    open_wizard(page, web_server, member)
     assert "own voice" in page.locator(".notice").inner_text() and page.locator(".tips li").count() == 3
     page.click("[data-action=start]")
     page.locator(".guide [role=alert]").get_by_text("tick the box").wait_for()  # the notice must be accepted
@@ -170,6 +208,10 @@ def test_the_wizard_enrolls_a_voice_from_the_microphone(web_server, browser_fact
     assert {m["windowMs"] for m in meters} == {WINDOW_S * 1000}
     file_rms, file_peak = window_levels(fed)
     rms = np.array([m["rms"] for m in meters])
+    print(f"page/file dB: rms p95 {np.percentile(rms, 95):.1f}/{np.percentile(file_rms, 95):.1f}, "
+          f"p10 {np.percentile(rms, 10):.1f}/{np.percentile(file_rms, 10):.1f}, peak "
+          f"{max(m['peak'] for m in meters):.1f}/{file_peak.max():.1f}; {len(meters)} readings, "
+          f"{wizard.accepted} takes accepted, {len(wizard.refusals)} refused")
     assert rms.max() - rms.min() > 30, "the level meter moves with the speech"
     assert abs(np.percentile(rms, 95) - np.percentile(file_rms, 95)) < 3
     assert abs(np.percentile(rms, 10) - np.percentile(file_rms, 10)) < 3
