@@ -40,6 +40,14 @@ class NoticeOut(BaseModel):
     notice: str = Field(description="What the member accepts before a session starts (recorded with it)")
 
 
+class ThresholdsOut(BaseModel):
+    """The quality gates' thresholds per take kind, the same the server applies to an upload."""
+
+    sentence: dict[str, Any]
+    whole_script: dict[str, Any]
+    consent: dict[str, Any]
+
+
 class StatementOut(BaseModel):
     language: str
     statement: str = Field(description="The consent statement to read aloud, naming you and today's date")

@@ -106,6 +106,18 @@ def test_a_bad_take_is_refused_with_its_gate_message_and_not_kept(api):
     assert r.status_code == 422 and "from 1" in r.json()["detail"]
 
 
+def test_the_thresholds_the_page_draws_are_the_ones_a_take_is_gated_with(api):
+    limits = api.client.get("/v1/enrollments/thresholds", headers=api.auth)
+    assert limits.status_code == 200, limits.text
+    session = api.start()
+    silence = espeak.wav_bytes(np.zeros(22050 * 4, np.float32), 22050)
+    sentence = api.put(f"/v1/enrollments/{session['enrollment_id']}/takes/1", silence).json()
+    consent = api.put(f"/v1/enrollments/{session['enrollment_id']}/consent", silence).json()
+    assert limits.json()["sentence"] == sentence["report"]["thresholds"]
+    assert limits.json()["consent"] == consent["report"]["thresholds"]
+    assert limits.json()["sentence"]["max_seconds"] < limits.json()["whole_script"]["max_seconds"]
+
+
 def test_one_long_take_and_consent_make_a_ready_voice_usable_and_fully_deletable(api, en_long_take):
     samples, rate, _ = en_long_take
     script = get_script("en-1")

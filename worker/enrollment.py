@@ -82,6 +82,14 @@ def thresholds(sentence: int) -> Any:  # noqa: ANN401 - engine.enrollment.qualit
     return QualityThresholds(max_seconds=enrollment.MAX_SECONDS[enrollment.take_kind(sentence)])
 
 
+def thresholds_by_kind() -> dict[str, dict[str, Any]]:
+    """Every take kind's gate thresholds as JSON, for the page's meters (drawn before a take is made)."""
+    from dataclasses import asdict
+
+    kinds = {"sentence": 0, "whole_script": WHOLE_SCRIPT, "consent": CONSENT_TAKE}
+    return {kind: asdict(thresholds(sentence)) for kind, sentence in kinds.items()}
+
+
 def decode_limits(settings: Settings) -> Any:  # noqa: ANN401 - engine.enrollment.decode.DecodeLimits
     from engine.enrollment.decode import DecodeLimits
 

@@ -21,6 +21,7 @@ from shared.enrollment_schemas import (
     StatementOut,
     TakeOut,
     TakeRefusedOut,
+    ThresholdsOut,
 )
 from shared.schemas import VoiceCreated
 from shared.service import Backend
@@ -63,6 +64,14 @@ def get_script(script_id: str, _member: CurrentMember) -> ScriptOut:
 
     facts = work.script_facts(script_id)
     return script_out(facts, work.script_title(script_id))
+
+
+@router.get("/v1/enrollments/thresholds", response_model=ThresholdsOut,
+            summary="The quality gates' thresholds per take kind (noise floor, SNR, clipping, silences...)")
+def gate_thresholds(_member: CurrentMember) -> ThresholdsOut:
+    from worker import enrollment as work
+
+    return ThresholdsOut(**work.thresholds_by_kind())
 
 
 @router.get("/v1/enrollments/notice", response_model=NoticeOut,
