@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     outage_window_s: float = Field(900.0, ge=0)  # how long a job waits out unreachable storage or database
     job_max_attempts: int = Field(3, ge=1)  # a job whose worker stops this many times fails (a poison job)
     worker_chunk_delay_s: float = 0.0  # a pause after each chunk; only tests that need a slow job set it
+    # Test-only (ops/chaos): a synthesis whose text holds this marker makes its worker process exit,
+    # as an out-of-memory kill would: a poison job. Never set it on a real installation.
+    chaos_poison_marker: str | None = None
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555
     flower_basic_auth: str | None = None  # "user:password"

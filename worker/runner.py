@@ -28,6 +28,7 @@ from worker.claim import Lease, LostJob, claim
 from worker.progress import progress_writer
 
 log = logging.getLogger(__name__)
+POISON_EXIT_CODE = 137  # what a SIGKILL-ed process reports, as after an out-of-memory kill
 
 
 class TransientError(Exception):
@@ -176,6 +177,7 @@ def _synthesize(ctx: Context) -> str:
 
     backend, job, lease = ctx.backend, ctx.job, ctx.lease
     settings = backend.settings
+    _exit_if_poisoned(settings.chaos_poison_marker, job)
     with backend.db.read() as session:
         voice = _voice(session, job)
     if voice.status != READY or not voice.profile_key:
@@ -209,6 +211,14 @@ def _synthesize(ctx: Context) -> str:
         _drop_orphan(backend, job, key)
         return "lost"
     return SUCCEEDED
+
+
+def _exit_if_poisoned(marker: str | None, job: Job) -> None:
+    """The chaos suite's poison job: this process dies at once, with no chance to clean up, as
+    the kernel's OOM killer would end it."""
+    if marker and marker in (job.text or ""):
+        log.warning("job %s carries the chaos poison marker: this worker process exits now", job.id)
+        os._exit(POISON_EXIT_CODE)
 
 
 def _finetune(ctx: Context) -> str:
