@@ -65,7 +65,9 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(10.0, gt=0)  # a running job is taken over when its worker stops renewing this
     job_heartbeat_s: float = Field(3.0, gt=0)  # how often a running job's lease is renewed (at most lease/3)
     sweep_interval_s: float = 5.0  # workers' check for lost jobs, pending dispatches, expired results
-    redispatch_after_s: float = Field(30.0, gt=0)  # a dispatched job not claimed by then is published again
+    # A dispatched job not claimed by then is published again (its message may have died with the
+    # broker, or with a killed worker that held it): recovery takes up to this + sweep_interval_s.
+    redispatch_after_s: float = Field(10.0, gt=0)
     member_concurrency: int = 1  # jobs of one member in the queue or running, per lane
     interactive_max_chars: int = 2000  # syntheses up to this many characters go ahead of long ones
     profile_cache_size: int = 16  # voice profiles kept warm per worker process

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             console.print(table(outcomes, load))
             if args.json:
-                args.json.write_text(json.dumps({"load": load, "outcomes": [o.as_dict() for o in outcomes]}, indent=2))
+                args.json.write_text(json.dumps({"load": load, "root": str(root), "outcomes": [o.as_dict() for o in outcomes]}, indent=2))
         if not args.keep and not any(o.misses() for o in outcomes):
             shutil.rmtree(root, ignore_errors=True)
         else:
