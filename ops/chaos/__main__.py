@@ -29,7 +29,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ops.chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", default=None,
                         help=f"comma-separated, from: {', '.join(SCENARIOS)} (default: all; --short: {', '.join(SHORT)})")
-    parser.add_argument("--jobs-per-member", type=int, default=None, help="jobs per member per scenario (default 4; --short 2)")
+    parser.add_argument("--jobs-per-member", type=int, default=None, help="jobs per member per scenario (default 3; --short 2)")
     parser.add_argument("--members", type=int, default=4, help="household members submitting jobs (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--short", action="store_true", help="a few scenarios with few jobs (for CI)")
@@ -44,7 +44,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     args.names = names
-    args.per_member = args.jobs_per_member or (2 if args.short else 4)
+    args.per_member = args.jobs_per_member or (2 if args.short else 3)
     if args.members < 1 or args.per_member < 1:
         parser.error("--members and --jobs-per-member must be at least 1")
     return args
@@ -55,13 +55,14 @@ def table(outcomes: list[Outcome], load: str):  # noqa: ANN201 - rich.table.Tabl
 
     t = Table(title=f"EchoDiary chaos suite (load average at the end: {load})")
     for column in ("scenario", "submitted", "succeeded", "failed as expected", "one result", "lost",
-                   "duplicated", "stuck", "in flight", "recovery s", "verdict"):
+                   "duplicated", "stuck", "in flight", "recovery s", "drained s", "verdict"):
         t.add_column(column, justify="left" if column in ("scenario", "verdict") else "right")
     for o in outcomes:
         misses = o.misses()
         t.add_row(o.scenario, str(o.submitted), str(o.succeeded), str(o.failed_as_expected), str(o.one_result),
                   str(o.lost), str(o.duplicated), str(o.stuck), str(o.in_flight),
                   "—" if o.recovery_s is None else f"{o.recovery_s:.1f}",
+                  "—" if o.drained_s is None else f"{o.drained_s:.1f}",
                   "[green]ok[/green]" if not misses else "[red]" + "; ".join(misses) + "[/red]")
     return t
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{args.workers} workers; scenarios: {', '.join(args.names)}")
         serial = 0
         for name in args.names:
-            settle = args.settle_s or 120 + 15 * args.per_member * args.members / args.workers
+            settle = args.settle_s or 180 + 20 * args.per_member * args.members / args.workers
             console.print(f"[bold]{name}[/bold]: {SCENARIOS[name].what}")
             outcome = run_scenario(stack, SCENARIOS[name], args.per_member, serial, settle)
             serial += args.per_member * len(stack.members)

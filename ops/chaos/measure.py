@@ -1,8 +1,11 @@
 """Running one scenario: submit a batch, inject the fault, watch every job to its end, and count.
 
-"Time to recover" is per member lane: the seconds from the end of the fault until every member who
-still had work got work done again (a chunk rendered or a job finished); the scenario's figure is
-the slowest lane. A job still queued or running when the settle time is over is "stuck".
+"Time to recover" is the seconds from the end of the fault until every job it hit (those running
+when it ended, and for the poison job the next job of its member's lane) got work done again: a
+chunk rendered or the job finished. Jobs that merely wait for a free worker are not "hit"; they
+count as "stuck" if still queued or running when the settle time is over. ``lanes_s`` (in the JSON)
+also gives, per member with work left, when that member's jobs moved again, and ``drained_s`` when
+the whole batch had ended.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class Outcome:
     stuck: int = 0
     in_flight: int = 0  # jobs running when the fault began
     recovery_s: float | None = None
+    drained_s: float | None = None  # from the fault's end until every job of the batch had ended
+    lanes_s: dict[str, float | None] = field(default_factory=dict)  # per member with work left
     poison_error: str | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -82,15 +87,17 @@ def submit_batch(members: list[Member], per_member: int, serial: int, poison: bo
     return ids, owner
 
 
-class LaneWatch:
-    """Notes, per member, when work got done after the fault ended."""
+class Watch:
+    """Notes when work got done after the fault ended: per job hit by the fault, and per member."""
 
-    def __init__(self, at_end: dict[str, Job], owner: dict[str, str], skip: set[str]) -> None:
+    def __init__(self, at_end: dict[str, Job], owner: dict[str, str], hit: set[str], skip: set[str]) -> None:
         self.before = {jid: (row.status, row.progress_done, row.attempt) for jid, row in at_end.items()}
         self.owner = owner
+        self.hit = hit
         self.waiting = {owner[jid] for jid, row in at_end.items()
                         if row.status in (QUEUED, RUNNING) and jid not in skip}
-        self.recovered: dict[str, float] = {}
+        self.recovered: dict[str, float] = {}  # per member
+        self.resumed: dict[str, float] = {}  # per job hit
 
     def _progressed(self, row: Job) -> bool:
         status, done, attempt = self.before.get(row.id, (QUEUED, 0, 0))
@@ -102,16 +109,28 @@ class LaneWatch:
 
     def see(self, rows: dict[str, Job], elapsed: float) -> None:
         for row in rows.values():
+            if not self._progressed(row):
+                continue
             member = self.owner[row.id]
-            if member in self.waiting and member not in self.recovered and self._progressed(row):
+            if member in self.waiting and member not in self.recovered:
                 self.recovered[member] = elapsed
+            if row.id in self.hit and row.id not in self.resumed:
+                self.resumed[row.id] = elapsed
 
     def recovery_s(self) -> float | None:
-        if not self.waiting:
-            return 0.0
-        if self.waiting - set(self.recovered):
+        if self.hit - set(self.resumed):
             return None
-        return max(self.recovered.values())
+        return max(self.resumed.values(), default=0.0)
+
+
+def _hit(rows: dict[str, Job], ids: list[str], owner: dict[str, str], poisoned: set[str]) -> set[str]:
+    """The jobs the fault hit: running when it ended; after a poison job, also its lane's next job."""
+    hit = {jid for jid, row in rows.items() if row.status == RUNNING}
+    for jid in poisoned:
+        after = [j for j in ids if owner[j] == owner[jid] and j not in poisoned
+                 and rows.get(j) is not None and rows[j].status in (QUEUED, RUNNING)]
+        hit.update(after[:1])
+    return hit
 
 
 def _poll(stack: ChaosStack, ids: list[str]) -> dict[str, Job] | None:
@@ -138,14 +157,17 @@ def run_scenario(stack: ChaosStack, scenario: Scenario, per_member: int, serial:
         time.sleep(0 if rows else POLL_S)
     rows = rows or {}
     outcome.in_flight = sum(1 for r in rows.values() if r.status == RUNNING)
-    watch = LaneWatch(rows, owner, poisoned)
+    watch = Watch(rows, owner, _hit(rows, ids, owner, poisoned), poisoned)
     while time.monotonic() - ended < settle_s:
         rows = _poll(stack, ids) or rows
         watch.see(rows, time.monotonic() - ended)
         if all(r.status not in (QUEUED, RUNNING) for r in rows.values()) and len(rows) == len(ids):
+            outcome.drained_s = round(time.monotonic() - ended, 1)
             break
         time.sleep(POLL_S)
     outcome.recovery_s = None if (r := watch.recovery_s()) is None else round(r, 1)
+    outcome.lanes_s = {member: round(watch.recovered[member], 1) if member in watch.recovered else None
+                       for member in sorted(watch.waiting)}
     _count(stack, outcome, ids, owner, rows, poisoned)
     return outcome
 
