@@ -67,7 +67,9 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(10.0, gt=0)  # a running job is taken over when its worker stops renewing this
     job_heartbeat_s: float = Field(3.0, gt=0)  # how often a running job's lease is renewed (at most lease/3)
     sweep_interval_s: float = 5.0  # workers' check for lost jobs, pending dispatches, expired results
-    redispatch_after_s: float = Field(30.0, gt=0)  # a dispatched job not claimed by then is published again
+    # A dispatched job not claimed by then is published again (its message may have died with the
+    # broker, or with a killed worker that held it): recovery takes up to this + sweep_interval_s.
+    redispatch_after_s: float = Field(10.0, gt=0)
     member_concurrency: int = 1  # jobs of one member in the queue or running, per lane
     interactive_max_chars: int = 2000  # syntheses up to this many characters go ahead of long ones
     profile_cache_size: int = 16  # voice profiles kept warm per worker process
@@ -76,6 +78,9 @@ class Settings(BaseSettings):
     outage_window_s: float = Field(900.0, ge=0)  # how long a job waits out unreachable storage or database
     job_max_attempts: int = Field(3, ge=1)  # a job whose worker stops this many times fails (a poison job)
     worker_chunk_delay_s: float = 0.0  # a pause after each chunk; only tests that need a slow job set it
+    # Test-only (ops/chaos): a synthesis whose text holds this marker makes its worker process exit,
+    # as an out-of-memory kill would: a poison job. Never set it on a real installation.
+    chaos_poison_marker: str | None = None
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555
     flower_basic_auth: str | None = None  # "user:password"

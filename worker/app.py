@@ -8,6 +8,8 @@ job come back quickly rather than after minutes:
 * a visibility timeout longer than the longest task (a task outliving it would be delivered again
   while still running), and an unacked-restore sweep every couple of seconds instead of kombu's
   default 10 s x 10;
+* a broker connection loss leaves the running job running (its late ack is lost, and its message
+  may come again: the claim refuses the copy);
 * on top of the broker, our own lease on the job row, renewed every ``job_heartbeat_s``: a worker
   that vanished entirely is noticed by any other worker's sweep within ``job_lease_s`` +
   ``sweep_interval_s`` and its job is queued again (see :mod:`worker.sweeper`).
@@ -29,7 +31,10 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A broker restart must not kill the job being rendered: cancelling it ends the pool child,
+        # whose replacement loads the models again. Our lease keeps the job exclusive, so a copy
+        # Redis delivers again later finds it running or finished and is skipped.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": visibility_timeout(settings),

@@ -42,6 +42,7 @@ from worker.dataset import voice_items
 from worker.progress import progress_writer
 
 log = logging.getLogger(__name__)
+POISON_EXIT_CODE = 137  # what a SIGKILL-ed process reports, as after an out-of-memory kill
 
 
 class TransientError(Exception):
@@ -192,6 +193,7 @@ def _synthesize(ctx: Context) -> str:
 
     backend, job, lease = ctx.backend, ctx.job, ctx.lease
     settings = backend.settings
+    _exit_if_poisoned(settings.chaos_poison_marker, job)
     with backend.db.read() as session:
         voice = _voice(session, job)
     if voice.status != READY or not voice.profile_key:
@@ -240,6 +242,14 @@ def _style_profile_key(backend: Backend, voice: Voice, name: str | None) -> str 
     if style is None or not style.profile_key:
         raise EngineError(f"voice {voice.id} no longer has the style {name!r} this job was queued with")
     return style.profile_key
+
+
+def _exit_if_poisoned(marker: str | None, job: Job) -> None:
+    """The chaos suite's poison job: this process dies at once, with no chance to clean up, as
+    the kernel's OOM killer would end it."""
+    if marker and marker in (job.text or ""):
+        log.warning("job %s carries the chaos poison marker: this worker process exits now", job.id)
+        os._exit(POISON_EXIT_CODE)
 
 
 def _finetune(ctx: Context) -> str:
