@@ -371,8 +371,9 @@ def _by_idempotency_key(session: Session, member_id: str, key: str) -> Job | Non
 
 
 def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest,
-                     idempotency_key: str | None = None) -> tuple[Job, bool]:
-    """Queue a synthesis. Returns (job, replayed): a repeated Idempotency-Key gives the first job back."""
+                     idempotency_key: str | None = None, lane: str | None = None) -> tuple[Job, bool]:
+    """Queue a synthesis. Returns (job, replayed): a repeated Idempotency-Key gives the first job back.
+    ``lane`` forces one (a listener waiting on a speech request is interactive whatever its length)."""
     s = backend.settings
     text = request.text.strip()
     if not text:
@@ -395,7 +396,7 @@ def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest
         if problem := consent.refusal(session, s, voice, "synthesis"):
             raise Forbidden(problem)
         _check_quotas(backend, session, member.id, chars=len(text))
-    lane = INTERACTIVE if len(text) <= s.interactive_max_chars else BACKGROUND
+    lane = lane or (INTERACTIVE if len(text) <= s.interactive_max_chars else BACKGROUND)
     params = {name: payload[name] for name in PARAM_NAMES if name in payload}
     params["text_lang"] = request.text_lang
     job = Job(member_id=member.id, voice_id=voice.id, kind=SYNTHESIS, lane=lane,

@@ -127,3 +127,86 @@ def test_the_embedded_mode_streams_the_same_way(tmp_data_dir, tiny_models):
         with pytest.raises(ApiError) as missing:
             list(client.stream_pieces("0" * 32))
         assert missing.value.status == 404
+
+
+# --- the OpenAI-compatible endpoint, with OpenAI's own client ------------------------------------
+
+@pytest.fixture(scope="module")
+def openai_client(stack, ann):
+    from openai import OpenAI
+
+    client, _ = ann
+    token = client.http.headers["Authorization"].split()[1]
+    return OpenAI(base_url=f"{stack.settings.api_url}/v1", api_key=token, max_retries=0, timeout=120)
+
+
+def _speech_job(client, before: set[str]):  # noqa: ANN001, ANN202 - a Client; its new job
+    jobs = [j for j in client.jobs(limit=100).items if j.job_id not in before]
+    assert len(jobs) == 1
+    return jobs[0]
+
+
+def test_openai_speech_is_a_job_like_any_other_and_streams_its_audio(stack, ann, openai_client):
+    from engine.export import read_label
+
+    client, _ = ann
+    before = {j.job_id for j in client.jobs(limit=100).items}
+    whole = openai_client.audio.speech.create(model="tts-1", voice="ann", input="今天天气很好。我们去公园。",
+                                              response_format="wav", speed=1.2)
+    job = _speech_job(client, before)
+    assert job.lane == "interactive" and client.wait(job.job_id, timeout_s=60).status == "succeeded"
+    stored = stack.storage.get(stack.job_row(job.job_id).result_key)
+    assert np.array_equal(samples(whole.content), samples(stored))
+    assert read_label(stored).produce_id == job.job_id  # labelled (and watermarked) as every result is
+    before.add(job.job_id)
+    with openai_client.audio.speech.with_streaming_response.create(
+            model="gpt-sovits", voice="ann", input="晚上我们看书。", response_format="flac") as response:
+        streamed = b"".join(response.iter_bytes())
+        assert response.headers["content-type"] == "audio/flac"
+    job = _speech_job(client, before)
+    assert client.wait(job.job_id, timeout_s=60).status == "succeeded"
+    assert np.array_equal(samples(streamed), samples(stack.storage.get(stack.job_row(job.job_id).result_key)))
+
+
+def test_openai_speech_as_server_sent_events_of_pcm(stack, ann, openai_client):
+    import base64
+    import json
+
+    client, _ = ann
+    before = {j.job_id for j in client.jobs(limit=100).items}
+    with openai_client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="ann", input="今天天气很好。", response_format="pcm", stream_format="sse") as response:
+        events = [json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")]
+    assert [e["type"] for e in events][-1] == "speech.audio.done"
+    assert {e["type"] for e in events[:-1]} == {"speech.audio.delta"} and len(events) > 1
+    pcm = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
+    job = _speech_job(client, before)
+    assert client.wait(job.job_id, timeout_s=60).status == "succeeded"
+    stored = samples(stack.storage.get(stack.job_row(job.job_id).result_key))
+    assert np.array_equal(np.frombuffer(pcm, "<i2") / 32768.0, stored.astype(np.float64))
+
+
+def test_openai_speech_errors_have_openais_shape(stack, openai_client):
+    import openai
+
+    assert {"tts-1", "gpt-sovits"} <= {m.id for m in openai_client.models.list()}
+    refusals = {
+        "response_format": dict(response_format="aac"),
+        "speed": dict(speed=3.0),
+        "voice": dict(voice="ann:cheerful"),
+        "input": dict(input="字" * 4097),
+    }
+    for param, change in refusals.items():
+        with pytest.raises(openai.BadRequestError) as refused:
+            openai_client.audio.speech.create(**{"model": "tts-1", "voice": "ann", "input": "你好。", **change})
+        error = refused.value.body
+        assert error["param"] == param and error["type"] == "invalid_request_error" and error["message"]
+    with pytest.raises(openai.NotFoundError) as missing:
+        openai_client.audio.speech.create(model="tts-1", voice="nobody", input="你好。")
+    assert missing.value.body["param"] == "voice" and "ann" in missing.value.body["message"]
+    with pytest.raises(openai.NotFoundError):
+        openai_client.audio.speech.create(model="whisper-1", voice="ann", input="你好。")
+    stranger = openai.OpenAI(base_url=f"{stack.settings.api_url}/v1", api_key="edy_wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as unknown:
+        stranger.audio.speech.create(model="tts-1", voice="ann", input="你好。")
+    assert unknown.value.body["type"] == "authentication_error"

@@ -21,6 +21,7 @@ from producer.api.routes import (
     health,
     jobs,
     members,
+    openai_speech,
     sessions,
     syntheses,
     voices,
@@ -71,7 +72,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app = FastAPI(title="EchoDiary", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.backend = backend
     errors.install(app)
-    for module in (members, voices, enrollment, syntheses, jobs, files, watermark, health, entries, sessions):
+    for module in (members, voices, enrollment, syntheses, jobs, files, watermark, health, entries, sessions,
+                   openai_speech):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     # Room for the largest upload plus the multipart framing around it.
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 1024 * 1024)
