@@ -118,12 +118,15 @@ def in_order(entries: Iterator[Piece]) -> Iterator[Piece]:
 class MemoryPieceChannel:
     """The same channel in memory, for the embedded executor in the API process.
 
-    Unbounded per job for now (trimming would shift readers' positions); dropping a finished
-    job's pieces after its result TTL is still to do.
+    Only the last ``KEEP_FINISHED`` finished jobs keep their pieces: a listener that comes after a
+    job finished gets its stored file, so older ones only cost memory.
     """
+
+    KEEP_FINISHED = 16
 
     def __init__(self) -> None:
         self._pieces: dict[str, list[Piece]] = {}
+        self._finished: list[str] = []
         self._changed = threading.Condition()
 
     def _append(self, job_id: str, piece: Piece) -> None:
@@ -136,6 +139,10 @@ class MemoryPieceChannel:
 
     def finish(self, job_id: str, error: str | None = None) -> None:
         self._append(job_id, Piece(-1, 1.0, b"", end=True, error=error))
+        with self._changed:
+            self._finished.append(job_id)
+            while len(self._finished) > self.KEEP_FINISHED:
+                self._pieces.pop(self._finished.pop(0), None)
 
     def reset(self, job_id: str) -> None:
         with self._changed:
@@ -154,7 +161,7 @@ class MemoryPieceChannel:
                 )
                 if not got:
                     return
-                pending = self._pieces[job_id][position:]
+                pending = self._pieces.get(job_id, [])[position:]
             for piece in pending:
                 position += 1
                 yield piece

@@ -74,3 +74,13 @@ def test_a_reset_channel_starts_afresh(channel: PieceChannel) -> None:
     channel.publish(job, 0, 1.0, b"new")
     channel.finish(job)
     assert [(p.data, p.error) for p in channel.read(job, block_s=1)] == [(b"new", None), (b"", None)]
+
+
+def test_memory_keeps_only_the_last_finished_jobs() -> None:
+    channel = MemoryPieceChannel()
+    jobs = [f"job-{i}" for i in range(MemoryPieceChannel.KEEP_FINISHED + 2)]
+    for job in jobs:
+        channel.publish(job, 0, 1.0, job.encode())
+        channel.finish(job)
+    assert list(channel.read(jobs[0], block_s=0.1)) == []  # dropped: its listeners get the stored file
+    assert [p.data for p in channel.read(jobs[-1], block_s=0.1)] == [jobs[-1].encode(), b""]
