@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from producer.cli import backup, enroll, jobs, members, models, render, server, voices, watermark
+from producer.cli import backup, enroll, jobs, listen, members, models, render, server, voices, watermark
 
 app = typer.Typer(
     name="echodiary",
@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (models, render, server, members, voices, jobs, watermark, backup, enroll):
+for module in (models, render, server, members, voices, jobs, watermark, backup, enroll, listen):
     module.register(app)
 
 
