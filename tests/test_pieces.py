@@ -84,3 +84,20 @@ def test_memory_keeps_only_the_last_finished_jobs() -> None:
         channel.finish(job)
     assert list(channel.read(jobs[0], block_s=0.1)) == []  # dropped: its listeners get the stored file
     assert [p.data for p in channel.read(jobs[-1], block_s=0.1)] == [jobs[-1].encode(), b""]
+
+
+def test_a_worker_whose_redis_is_down_keeps_writing_the_stored_file(tmp_path) -> None:
+    from jobs_fixtures import free_port
+
+    from shared.storage import LocalStorage
+    from worker.runner import PiecePublisher, _end_stream
+
+    down = RedisPieceChannel(redis.Redis(port=free_port(), socket_connect_timeout=0.2), ttl_s=60)
+    storage = LocalStorage(tmp_path, "http://testserver", b"k" * 32)
+    with storage.open_writer("jobs/x/result.wav") as out:
+        publish = PiecePublisher(down, "job-down", out)
+        for data in (b"RIFF", b"1234", b"5678"):
+            publish(data, 0.5)
+        _end_stream(down, "job-down", "failed: nothing")  # logged, not raised
+        out.commit()
+    assert storage.get("jobs/x/result.wav") == b"RIFF12345678" and not publish.live and publish.index == 3

@@ -180,8 +180,16 @@ def _synthesize(ctx: Context) -> str:
         return _synthesize_streaming(ctx, channel)
     except Exception as exc:
         if not (is_transient(exc) or isinstance(exc, LostJob)):  # else another attempt carries on
-            channel.finish(ctx.job.id, error=_stop_reason(exc))
+            _end_stream(channel, ctx.job.id, _stop_reason(exc))
         raise
+
+
+def _end_stream(channel: PieceChannel, job_id: str, error: str | None = None) -> None:
+    """The end marker; listeners of a channel that is down fall back on the job's row instead."""
+    try:
+        channel.finish(job_id, error=error)
+    except Exception:
+        log.warning("job %s: could not end its piece stream", job_id, exc_info=True)
 
 
 def _stop_reason(exc: Exception) -> str:
@@ -229,7 +237,7 @@ def _synthesize_streaming(ctx: Context, channel: PieceChannel) -> str:
     if not done:
         _drop_orphan(backend, job, key)
         return "lost"
-    channel.finish(job.id)
+    _end_stream(channel, job.id)
     return SUCCEEDED
 
 
