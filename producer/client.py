@@ -14,8 +14,11 @@ for the embedded mode. Both return the API's response models.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,31 @@ class _Common:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {job.status} after {timeout_s} s")
             time.sleep(poll_s)
+
+
+@dataclass(frozen=True)
+class StreamedPiece:
+    """A piece of a job's audio as it renders: its encoded bytes and the job's progress (0-1)."""
+
+    data: bytes
+    progress: float
+
+
+def _sse_pieces(lines: Iterator[str], job_id: str) -> Iterator[StreamedPiece]:
+    """Decode GET /v1/jobs/{id}/audio's server-sent events into pieces, up to ``done``."""
+    event = None
+    for line in lines:
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data = json.loads(line[5:])
+            if event == "audio":
+                yield StreamedPiece(base64.b64decode(data["audio"]), float(data["progress"]))
+            elif event == "error":
+                raise ApiError(409, f"job {job_id}: {data['detail']}")
+            elif event == "done":
+                return
+    raise ApiError(502, f"the audio stream of job {job_id} ended before its done event")
 
 
 def raise_for_status(response: httpx.Response) -> None:
@@ -159,6 +187,28 @@ class Client(_Common):
         filename, data = _audio_bytes(audio)
         return WatermarkReport.model_validate(self._call("POST", "/v1/watermark/detect",
                                                          files={"audio": (filename, data)}))
+
+    def stream_audio(self, job_id: str) -> Iterator[bytes]:
+        """The job's audio file as its bytes arrive (while it renders, or the stored file when done)."""
+        with self.http.stream("GET", f"/v1/jobs/{job_id}/audio", timeout=httpx.Timeout(30, read=None)) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise_for_status(response)
+            try:
+                yield from response.iter_bytes()
+            except httpx.RemoteProtocolError as exc:  # the server breaks the body when the job stops
+                raise ApiError(409, f"job {job_id} stopped before its audio was complete: {self.job(job_id).error}") \
+                    from exc
+
+    def stream_pieces(self, job_id: str) -> Iterator[StreamedPiece]:
+        """The same audio as pieces with the job's progress (server-sent events)."""
+        headers = {"Accept": "text/event-stream"}
+        with self.http.stream("GET", f"/v1/jobs/{job_id}/audio", headers=headers,
+                              timeout=httpx.Timeout(30, read=None)) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise_for_status(response)
+            yield from _sse_pieces(response.iter_lines(), job_id)
 
     def download(self, job_id: str, dest: str | Path | None = None) -> Path:
         job = self.job(job_id)
@@ -318,6 +368,22 @@ class EmbeddedClient(_Common):
 
         _, data = _audio_bytes(audio)
         return self._guard(watermark.report, self.backend, self.member, data)
+
+    def stream_audio(self, job_id: str) -> Iterator[bytes]:
+        for piece in self.stream_pieces(job_id):
+            yield piece.data
+
+    def stream_pieces(self, job_id: str) -> Iterator[StreamedPiece]:
+        from shared import listening
+
+        self._run_jobs()
+        audio = self._guard(listening.open_audio, self.backend, self.member, job_id)
+        for piece in audio.pieces:
+            if piece.end:
+                if piece.error:
+                    raise ApiError(409, f"job {job_id}: {piece.error}")
+                return
+            yield StreamedPiece(piece.data, piece.progress)
 
     def download(self, job_id: str, dest: str | Path | None = None) -> Path:
         from shared.tables import Job

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from shared import consent, job_state, keys, voice_styles
 from shared.audio_limits import AudioLimits, AudioRefused, check_upload
 from shared.db import Database, get_database
+from shared.pieces import MemoryPieceChannel, PieceChannel, RedisPieceChannel
 from shared.schemas import (
     PARAM_NAMES,
     VOICE_LANGS,
@@ -133,6 +134,24 @@ class Backend:
         except Exception:
             log.warning("could not dispatch jobs of member %s now; the sweep will", member_id, exc_info=True)
             return []
+
+
+_memory_pieces = MemoryPieceChannel()
+_redis_pieces: dict[str, RedisPieceChannel] = {}
+
+
+def piece_channel(backend: Backend) -> PieceChannel:
+    """Where a synthesis's audio pieces travel: the broker's Redis in server mode, memory in this
+    process in the embedded mode (its executor runs here, beside the API that reads them)."""
+    s = backend.settings
+    if s.embedded:
+        return _memory_pieces
+    url = s.broker_url or ""
+    if url not in _redis_pieces:
+        import redis
+
+        _redis_pieces[url] = RedisPieceChannel(redis.Redis.from_url(url), s.result_ttl_s)
+    return _redis_pieces[url]
 
 
 def open_backend(settings: Settings, publish: job_state.Publish | None = None) -> Backend:
@@ -367,8 +386,9 @@ def _by_idempotency_key(session: Session, member_id: str, key: str) -> Job | Non
 
 
 def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest,
-                     idempotency_key: str | None = None) -> tuple[Job, bool]:
-    """Queue a synthesis. Returns (job, replayed): a repeated Idempotency-Key gives the first job back."""
+                     idempotency_key: str | None = None, lane: str | None = None) -> tuple[Job, bool]:
+    """Queue a synthesis. Returns (job, replayed): a repeated Idempotency-Key gives the first job back.
+    ``lane`` forces one (a listener waiting on a speech request is interactive whatever its length)."""
     s = backend.settings
     text = request.text.strip()
     if not text:
@@ -394,7 +414,7 @@ def create_synthesis(backend: Backend, member: Member, request: SynthesisRequest
         if problem:
             raise Invalid(problem)
         _check_quotas(backend, session, member.id, chars=len(text))
-    lane = INTERACTIVE if len(text) <= s.interactive_max_chars else BACKGROUND
+    lane = lane or (INTERACTIVE if len(text) <= s.interactive_max_chars else BACKGROUND)
     params = {name: payload[name] for name in PARAM_NAMES if name in payload}
     params["text_lang"] = request.text_lang
     if style is not None:  # resolved now: a later change of the default does not change this job
@@ -453,7 +473,7 @@ def start_finetune(backend: Backend, member: Member, voice_id: str, request: Fin
     return job
 
 
-def _own_job(session: Session, member: Member, job_id: str) -> Job:
+def own_job(session: Session, member: Member, job_id: str) -> Job:
     job = session.get(Job, job_id) if keys.is_id(job_id) else None
     if job is None or job.member_id != member.id:
         raise NotFoundError(f"job {job_id} not found")
@@ -462,7 +482,7 @@ def _own_job(session: Session, member: Member, job_id: str) -> Job:
 
 def get_job(backend: Backend, member: Member, job_id: str) -> JobOut:
     with backend.db.read() as session:
-        return job_view(backend, session, _own_job(session, member, job_id))
+        return job_view(backend, session, own_job(session, member, job_id))
 
 
 def list_jobs(backend: Backend, member: Member, limit: int, offset: int, status: str | None = None,
@@ -496,7 +516,7 @@ def cancel_job(backend: Backend, member: Member, job_id: str) -> JobOut:
 def retry_job(backend: Backend, member: Member, job_id: str) -> JobOut:
     """Queue a failed or cancelled job again, as a new attempt of the same job."""
     with backend.db.write() as session:
-        job = _own_job(session, member, job_id)
+        job = own_job(session, member, job_id)
         if job.status not in (FAILED, CANCELLED):
             raise Conflict(f"job {job_id} is {job.status}; only a failed or cancelled job can be retried")
         _check_retryable(session, job)
@@ -506,6 +526,8 @@ def retry_job(backend: Backend, member: Member, job_id: str) -> JobOut:
         if job.kind == ENROLL:
             session.exec(update(Voice).where(Voice.id == job.voice_id, Voice.status == VOICE_FAILED)
                          .values(status=ENROLLING, error=None, updated_at=now()))
+    if job.kind == SYNTHESIS:  # the ended attempt's pieces and end marker are not this attempt's
+        piece_channel(backend).reset(job.id)
     backend.dispatch(member.id, (job.lane,))
     return get_job(backend, member, job_id)
 

@@ -3,6 +3,12 @@
 Both backends take keys from :mod:`shared.keys` and hand out links that expire: S3 presigned GET
 URLs, or for the local folder an HMAC-signed ``/v1/files/...`` link that the API checks. Network
 and server-side failures surface as :class:`StorageUnavailable`, which workers retry with backoff.
+
+``open_writer`` writes one object as its bytes are made (a render streaming its pieces): S3
+multipart parts of ``PART_SIZE``, or a temporary file beside the folder's object. The object
+appears only at ``commit`` and never half-written; a writer left without commit is aborted. The
+first bytes stay replaceable until then (``held``), because containers rewrite their header at
+close: S3 keeps the first part back and uploads it last, the folder rewrites the file's start.
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ import hashlib
 import hmac
 import os
 import secrets
+import shutil
 import time
 from pathlib import Path
+from types import TracebackType
 from typing import Protocol
 from urllib.parse import quote, urlencode
 
@@ -40,6 +48,145 @@ class Storage(Protocol):
     def list(self, prefix: str) -> list[str]: ...
     def url(self, key: str, expires_in: int, filename: str | None = None) -> str: ...
     def check(self) -> None: ...
+    def open_writer(self, key: str, content_type: str = "application/octet-stream") -> ObjectWriter: ...
+
+
+PART_SIZE = 8 * 1024 * 1024  # S3 parts but the last must be at least 5 MiB
+
+
+class ObjectWriter:
+    """One object written as its bytes come: ``write``, then ``commit`` (or ``abort``).
+
+    ``commit(head, replace)`` puts ``head`` in place of the first ``replace`` bytes, which must be
+    within the first ``held`` bytes. As a context manager it aborts unless committed.
+    """
+
+    held: int
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def commit(self, head: bytes = b"", replace: int = 0) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if not self._done:
+            self.abort()
+
+    _done = False
+
+    def _check_replace(self, replace: int) -> None:
+        if self._done:
+            raise StorageError("this object was already committed or aborted")
+        if not 0 <= replace <= self.held:
+            raise StorageError(f"only the first {self.held} bytes can be replaced at commit, not {replace}")
+
+
+class S3Writer(ObjectWriter):
+    """A multipart upload: the first part (at least PART_SIZE) is held and uploaded last."""
+
+    def __init__(self, storage: S3Storage, key: str, content_type: str) -> None:
+        self._storage, self._key, self._content_type = storage, key, content_type
+        self._first = bytearray()
+        self._rest = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict] = []
+
+    @property
+    def held(self) -> int:
+        return len(self._first)
+
+    def write(self, data: bytes) -> None:
+        if len(self._first) < PART_SIZE:
+            self._first += data
+            return
+        self._rest += data
+        if len(self._rest) >= PART_SIZE:
+            self._upload_part(len(self._parts) + 2, bytes(self._rest))
+            self._rest.clear()
+
+    def _upload_part(self, number: int, body: bytes) -> None:
+        call, client = self._storage._call, self._storage.client
+        if self._upload_id is None:
+            self._upload_id = call(client.create_multipart_upload, Key=self._key,
+                                   ContentType=self._content_type)["UploadId"]
+        done = call(client.upload_part, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=body)
+        self._parts.append({"PartNumber": number, "ETag": done["ETag"]})
+
+    def commit(self, head: bytes = b"", replace: int = 0) -> None:
+        self._check_replace(replace)
+        first = bytes(head) + bytes(self._first[replace:])
+        try:
+            if self._upload_id is None:
+                self._storage.put(self._key, first + bytes(self._rest), self._content_type)
+            else:
+                if self._rest:
+                    self._upload_part(len(self._parts) + 2, bytes(self._rest))
+                self._upload_part(1, first)
+                parts = sorted(self._parts, key=lambda part: part["PartNumber"])
+                self._storage._call(self._storage.client.complete_multipart_upload, Key=self._key,
+                                    UploadId=self._upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+
+    def abort(self) -> None:
+        self._done = True
+        self._first.clear()
+        self._rest.clear()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            try:
+                self._storage._call(self._storage.client.abort_multipart_upload, Key=self._key, UploadId=upload_id)
+            except StorageError:  # the bucket's lifecycle rules reap what is left
+                pass
+
+
+class LocalWriter(ObjectWriter):
+    """A temporary file beside the object, moved into place at commit."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        self._file = self._tmp.open("wb")
+        self.held = 0
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self.held += len(data)
+
+    def commit(self, head: bytes = b"", replace: int = 0) -> None:
+        self._check_replace(replace)
+        try:
+            self._file.close()
+            if len(head) == replace:
+                with self._tmp.open("r+b") as f:
+                    f.write(head)
+            else:  # the header changed length: copy the rest behind the new one
+                moved = self._tmp.with_name(self._tmp.name + ".2")
+                with self._tmp.open("rb") as src, moved.open("wb") as dst:
+                    dst.write(head)
+                    src.seek(replace)
+                    shutil.copyfileobj(src, dst)
+                os.replace(moved, self._tmp)
+            os.replace(self._tmp, self._path)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+
+    def abort(self) -> None:
+        self._done = True
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
 
 
 CONTENT_TYPES = {
@@ -130,6 +277,9 @@ class S3Storage:
             self.delete(key)
         return len(keys)
 
+    def open_writer(self, key: str, content_type: str = "application/octet-stream") -> ObjectWriter:
+        return S3Writer(self, key, content_type)
+
     def url(self, key: str, expires_in: int, filename: str | None = None) -> str:
         params = {"Bucket": self.bucket, "Key": key}
         if filename:
@@ -162,6 +312,9 @@ class LocalStorage:
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)  # readers see the old object or the new one, never half of one
+
+    def open_writer(self, key: str, content_type: str = "application/octet-stream") -> ObjectWriter:
+        return LocalWriter(self._path(key))
 
     def get(self, key: str) -> bytes:
         try:

@@ -107,3 +107,32 @@ def test_settings_choose_the_backend(tmp_path, s3):
     remote = make_storage(Settings(_env_file=None, data_dir=tmp_path, s3_endpoint_url=s3.endpoint_url,
                                    s3_access_key=s3.access_key, s3_secret_key=s3.secret_key, s3_bucket=s3.bucket))
     assert isinstance(remote, S3Storage) and remote.bucket == s3.bucket
+
+
+def test_a_streamed_object_appears_only_when_committed_with_its_new_head(storage, monkeypatch):
+    import shared.storage as storage_module
+
+    monkeypatch.setattr(storage_module, "PART_SIZE", 5 * 1024 * 1024)  # S3's smallest part: three parts
+    store, prefix = storage
+    key = prefix + "jobs/one/result.wav"
+    pieces = [bytes([i % 251]) * 700_001 for i in range(17)]
+    with store.open_writer(key, "audio/wav") as out:
+        for piece in pieces:
+            out.write(piece)
+            assert not store.exists(key)  # nothing half-written is visible
+        out.commit(b"HEAD-REWRITTEN", replace=4)
+    assert store.get(key) == b"HEAD-REWRITTEN" + b"".join(pieces)[4:]
+
+
+def test_a_streamed_object_that_is_aborted_leaves_nothing(storage):
+    store, prefix = storage
+    key = prefix + "jobs/two/result.flac"
+    with pytest.raises(RuntimeError), store.open_writer(key) as out:
+        out.write(b"fLaC" * 1000)
+        raise RuntimeError("the render failed")
+    assert not store.exists(key) and store.list(prefix) == []
+    with store.open_writer(key) as out:
+        out.write(b"abc")
+        with pytest.raises(StorageError):
+            out.commit(b"x", replace=4)  # past what it wrote
+    assert not store.exists(key)

@@ -11,6 +11,7 @@ a parent process before Celery forks its children (CUDA cannot survive a fork). 
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -151,11 +152,91 @@ def export(settings: Settings, audio: Any, sample_rate: int, fmt: str, mark: int
            job_id: str) -> bytes:
     from engine.export import export_audio
 
-    keyring = watermark_keyring(settings) if settings.watermark else None
-    payload = mark.to_bytes(6, "big") if (settings.watermark and mark is not None) else None
-    signer = c2pa_signer(settings) if settings.c2pa else None
+    keyring, payload, signer = _marking(settings, mark)
     return export_audio(audio, sample_rate, fmt, loudness_lufs=settings.loudness_lufs, keyring=keyring,
                         payload=payload, label=job_id, explicit_label=settings.explicit_label, c2pa_signer=signer)
+
+
+def _marking(settings: Settings, mark: int | None) -> tuple[Any, bytes | None, Any]:
+    """The watermark keyring and payload, and the C2PA signer, that this server's settings ask for."""
+    keyring = watermark_keyring(settings) if settings.watermark else None
+    payload = mark.to_bytes(6, "big") if (settings.watermark and mark is not None) else None
+    return keyring, payload, (c2pa_signer(settings) if settings.c2pa else None)
+
+
+@dataclass
+class StoredFile:
+    """A streamed render's stored file: the streamed bytes with their first ``replace`` bytes
+    replaced by ``head`` (the container's header as rewritten at close, then the AIGC label)."""
+
+    head: bytes
+    replace: int
+    data: bytes  # the whole stored file (the label's digest needs all of it)
+    duration_s: float
+
+
+OnPiece = Callable[[bytes, float], None]
+
+
+def job_seed(params: dict[str, Any], job_id: str) -> int:
+    """The request's seed, or one drawn from the job's id for seed -1: random per job, but the same
+    for every attempt of it, so a taken-over job streams the same bytes again."""
+    seed = int(params.get("seed", -1))
+    return seed if seed >= 0 else int(hashlib.sha256(job_id.encode()).hexdigest()[:15], 16)
+
+
+def render_streaming(settings: Settings, text: str, profile: Any, params: dict[str, Any], fmt: str,  # noqa: ANN401
+                     mark: int | None, job_id: str, on_piece: OnPiece, on_progress: Callable[[int, int], None],
+                     should_cancel: Callable[[], bool], chunk_cache: Any = None,  # noqa: ANN401
+                     engine: Any = None) -> StoredFile:  # noqa: ANN401
+    """Like :func:`render`, but each encoded piece goes to ``on_piece(bytes, progress)`` as soon as
+    the export chain has it (lead ``engine.exporting.LEAD_S``): their concatenation is a playable
+    file, and the stored one differs from it only in its first bytes (see :class:`StoredFile`)."""
+    from engine.audio import SAMPLE_RATE
+    from engine.export import finish_stored
+    from engine.exporting import LEAD_S, PieceExporter
+    from engine.params import RenderParams
+
+    engine = engine if engine is not None else get_engine(settings)
+    keyring, payload, signer = _marking(settings, mark)
+    exporter = PieceExporter(SAMPLE_RATE, fmt, loudness_lufs=settings.loudness_lufs, keyring=keyring,
+                             payload=payload, explicit_label=settings.explicit_label, lead_s=LEAD_S)
+    streamed = bytearray()
+
+    def emit(data: bytes, progress: float) -> None:
+        if data:
+            streamed.extend(data)
+            on_piece(data, progress)
+
+    samples = done = 0
+    for piece in engine.stream_pieces(text, profile, RenderParams(**params), should_cancel=should_cancel,
+                                      chunk_cache=chunk_cache, seed=job_seed(params, job_id)):
+        samples += piece.audio.shape[0]
+        done += piece.last
+        emit(exporter.push(piece.audio), done / piece.total)
+        if piece.last:
+            on_progress(done, piece.total)
+    emit(exporter.finish(), 1.0)
+    stored = finish_stored(exporter, bytes(streamed), keyring=keyring, label=job_id, c2pa_signer=signer)
+    kept = _common_suffix(stored, streamed)
+    return StoredFile(head=stored[:len(stored) - kept], replace=len(streamed) - kept, data=stored,
+                      duration_s=samples / SAMPLE_RATE)
+
+
+def _common_suffix(a: bytes, b: bytes | bytearray, block: int = 1 << 16) -> int:
+    """How many bytes ``a`` and ``b`` have in common at their ends."""
+    va, vb = memoryview(a), memoryview(b)
+    n = 0
+    limit = min(len(a), len(b))
+    while n < limit:
+        step = min(block, limit - n)
+        if va[len(a) - n - step:len(a) - n] == vb[len(b) - n - step:len(b) - n]:
+            n += step
+            continue
+        while n < limit and va[len(a) - n - 1] == vb[len(b) - n - 1]:
+            n += 1
+        return n
+    return n
 
 
 def c2pa_signer(settings: Settings) -> Any:  # noqa: ANN401 - engine.watermark.c2pa.Signer

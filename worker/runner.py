@@ -17,8 +17,9 @@ from sqlmodel import Session
 
 from shared import job_state, keys, service, voice_styles
 from shared.db import Database
+from shared.pieces import PieceChannel
 from shared.service import Backend
-from shared.storage import CONTENT_TYPES, StorageUnavailable
+from shared.storage import CONTENT_TYPES, ObjectWriter, StorageUnavailable
 from shared.tables import (
     CANCELLED,
     ENROLL,
@@ -189,6 +190,32 @@ def _enroll(ctx: Context) -> str:
 
 
 def _synthesize(ctx: Context) -> str:
+    """Render, streaming each encoded piece to the job's piece channel and into the stored object
+    as it is made; listeners hear why the job stopped when it fails or is cancelled."""
+    channel = service.piece_channel(ctx.backend)
+    try:
+        return _synthesize_streaming(ctx, channel)
+    except Exception as exc:
+        if not (is_transient(exc) or isinstance(exc, LostJob)):  # else another attempt carries on
+            _end_stream(channel, ctx.job.id, _stop_reason(exc))
+        raise
+
+
+def _end_stream(channel: PieceChannel, job_id: str, error: str | None = None) -> None:
+    """The end marker; listeners of a channel that is down fall back on the job's row instead."""
+    try:
+        channel.finish(job_id, error=error)
+    except Exception:
+        log.warning("job %s: could not end its piece stream", job_id, exc_info=True)
+
+
+def _stop_reason(exc: Exception) -> str:
+    from engine.errors import Cancelled
+
+    return "cancelled" if isinstance(exc, Cancelled) else f"failed: {exc}"
+
+
+def _synthesize_streaming(ctx: Context, channel: PieceChannel) -> str:
     from engine.errors import Cancelled, EngineError
 
     backend, job, lease = ctx.backend, ctx.job, ctx.lease
@@ -206,28 +233,31 @@ def _synthesize(ctx: Context) -> str:
                                  lambda: backend.storage.get(finetune_key or ""))
     chunks = (VoiceChunkCache(backend.storage, job.member_id, voice.id, job.id) if settings.embedded
               else StorageChunkCache(backend.storage, job.member_id, job.id))
-    try:
-        rendered = pipeline.render(settings, job.text or "", profile, params, job.format, job.mark,
-                                   job.id, on_progress=progress_writer(lease, settings.worker_chunk_delay_s),
-                                   should_cancel=cancel_checker(lease), chunk_cache=chunks, engine=engine)
-    except (Cancelled, EngineError):
-        chunks.clear()  # this job will not resume: it ends cancelled or failed
-        raise
+    key = keys.result_key(job.member_id, job.id, job.format)
+    with backend.storage.open_writer(key, CONTENT_TYPES[job.format]) as out:
+        try:
+            stored = pipeline.render_streaming(
+                settings, job.text or "", profile, params, job.format, job.mark, job.id,
+                on_piece=PiecePublisher(channel, job.id, out), should_cancel=cancel_checker(lease),
+                on_progress=progress_writer(lease, settings.worker_chunk_delay_s), chunk_cache=chunks, engine=engine)
+        except (Cancelled, EngineError):
+            chunks.clear()  # this job will not resume: it ends cancelled or failed
+            raise
+        lease.check()
+        _commit(backend, out, key, job.format, stored)
     if chunks.reused:
         log.info("job %s: reused %d chunks of an earlier attempt", job.id, chunks.reused)
-    key = keys.result_key(job.member_id, job.id, job.format)
-    lease.check()
-    backend.storage.put(key, rendered.data, CONTENT_TYPES[job.format])
     chunks.clear()  # before the job reads as finished, so a finished job owns exactly one object
     finished = now()
     with backend.db.write() as session:
-        done = job_state.finish(session, job.id, lease.attempt, result_key=key, result_bytes=len(rendered.data),
+        done = job_state.finish(session, job.id, lease.attempt, result_key=key, result_bytes=len(stored.data),
                                chunks_reused=chunks.reused,
-                               duration_s=rendered.duration_s, finished_at=finished,
+                               duration_s=stored.duration_s, finished_at=finished,
                                expires_at=finished + settings.result_ttl_s)
     if not done:
         _drop_orphan(backend, job, key)
         return "lost"
+    _end_stream(channel, job.id)
     return SUCCEEDED
 
 
@@ -250,6 +280,38 @@ def _exit_if_poisoned(marker: str | None, job: Job) -> None:
     if marker and marker in (job.text or ""):
         log.warning("job %s carries the chaos poison marker: this worker process exits now", job.id)
         os._exit(POISON_EXIT_CODE)
+
+
+def _commit(backend: Backend, out: ObjectWriter, key: str, fmt: str, stored: pipeline.StoredFile) -> None:
+    """The streamed object with its final head; a head that reaches past what the writer still
+    holds (a C2PA manifest rewrites the whole file) is written again in one piece."""
+    if stored.replace <= out.held:
+        out.commit(stored.head, stored.replace)
+    else:
+        out.abort()
+        backend.storage.put(key, stored.data, CONTENT_TYPES[fmt])
+
+
+class PiecePublisher:
+    """``on_piece`` for one attempt: each encoded piece to the stored object and, numbered from 0,
+    to the job's channel. The channel is for live listeners only: when Redis fails, the job goes on
+    without them (the stored file stays the truth) rather than fail."""
+
+    def __init__(self, channel: PieceChannel, job_id: str, out: ObjectWriter) -> None:
+        self.channel, self.job_id, self.out = channel, job_id, out
+        self.index = 0
+        self.live = True
+
+    def __call__(self, data: bytes, progress: float) -> None:
+        self.out.write(data)
+        if self.live:
+            try:
+                self.channel.publish(self.job_id, self.index, progress, data)
+            except Exception:
+                log.warning("job %s: cannot publish pieces; listeners fall back to the stored file",
+                            self.job_id, exc_info=True)
+                self.live = False
+        self.index += 1
 
 
 def _finetune(ctx: Context) -> str:

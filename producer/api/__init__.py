@@ -23,6 +23,7 @@ from producer.api.routes import (
     household,
     jobs,
     members,
+    openai_speech,
     sessions,
     styles,
     syntheses,
@@ -75,7 +76,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.state.backend = backend
     errors.install(app)
     for module in (members, voices, styles, enrollment, syntheses, jobs, files, watermark, health, entries, sessions,
-                   household):
+                   household, openai_speech):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     web.mount(app)  # the household page at /, in embedded and server mode alike
     # Room for the largest upload plus the multipart framing around it.

@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import typer
 
-from producer.cli import backup, enroll, errors, jobs, members, models, render, server, voices, watermark
+from producer.cli import (
+    backup,
+    enroll,
+    errors,
+    jobs,
+    listen,
+    members,
+    models,
+    render,
+    server,
+    voices,
+    watermark,
+)
 
 app = typer.Typer(
     name="echodiary",
@@ -27,7 +39,7 @@ def options(debug: bool = typer.Option(False, "--debug", help="Show the full tra
         errors.enable_debug()
 
 
-for module in (models, render, server, members, voices, jobs, watermark, backup, enroll):
+for module in (models, render, server, members, voices, jobs, watermark, backup, enroll, listen):
     module.register(app)
 
 

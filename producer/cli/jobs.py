@@ -34,6 +34,8 @@ def submit(source: str = typer.Argument(None, help="A text file, or - for stdin"
            style: str = typer.Option(None, "--style", help="A style of the voice (`echodiary voices style list`)"),
            idempotency_key: str = typer.Option(None, "--idempotency-key", help="Same key again: same job"),
            wait: bool = typer.Option(False, "--wait", "-w", help="Wait with a progress bar"),
+           follow: bool = typer.Option(False, "--follow", help="Stream the audio into --output (default "
+                                       "<job id>.<format>) while it renders"),
            output: Path = typer.Option(None, "--output", "-o", help="Save the audio here when done (implies --wait)")) -> None:
     """Queue a diary entry for synthesis; prints the job id."""
     from pydantic import ValidationError
@@ -51,6 +53,11 @@ def submit(source: str = typer.Argument(None, help="A text file, or - for stdin"
         err(f"error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
         raise typer.Exit(2) from exc
     typer.echo(accepted.job_id)
+    if follow:
+        from producer.cli.listen import follow as follow_job
+
+        guarded(follow_job)(client, accepted.job_id, output or Path(f"{accepted.job_id}.{fmt}"))
+        return
     if wait or output is not None or get_settings().embedded:
         finish(client, guarded(show_progress)(client, accepted.job_id), output)
 
