@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     api_token: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    tls_cert: Path | None = None  # your own certificate (PEM) for `serve`; with tls_key
+    tls_key: Path | None = None
 
     # Limits and lifecycle
     max_text_chars: int = 50_000

@@ -18,8 +18,8 @@ def serve(host: str = typer.Option(None, help="Address to bind (default: ECHODIA
           port: int = typer.Option(None, help="Port (default: ECHODIARY_PORT, 8000)"),
           tls: bool = typer.Option(False, "--tls", help="Serve HTTPS (needed for the microphone on a phone) with a "
                                    "certificate made on first start and kept in the data folder."),
-          tls_cert: Path = typer.Option(None, envvar="ECHODIARY_TLS_CERT", help="Your own certificate (PEM)."),
-          tls_key: Path = typer.Option(None, envvar="ECHODIARY_TLS_KEY", help="The key of --tls-cert (PEM).")) -> None:
+          tls_cert: Path = typer.Option(None, help="Your own certificate (PEM) (default: ECHODIARY_TLS_CERT)."),
+          tls_key: Path = typer.Option(None, help="The key of --tls-cert (PEM) (default: ECHODIARY_TLS_KEY).")) -> None:
     """Run the HTTP API and the household page (embedded mode: jobs run inside it; server mode: on the workers)."""
     import uvicorn
 
@@ -27,7 +27,7 @@ def serve(host: str = typer.Option(None, help="Address to bind (default: ECHODIA
 
     settings = get_settings()
     host, port = host or settings.host, port or settings.port
-    files = _tls_files(settings.data_dir, tls, tls_cert, tls_key)
+    files = _tls_files(settings.data_dir, tls, tls_cert or settings.tls_cert, tls_key or settings.tls_key)
     app = create_app(settings)
     if files:
         _announce_tls(files, host, port)

@@ -4,8 +4,9 @@ A speech request is a synthesis job like any other (listed, watermarked, labelle
 quotas), always in the interactive lane, and its audio streams back as it renders (the pieces of
 ``GET /v1/jobs/{id}/audio``; ``X-Job-Id`` names the job). Mapping onto our vocabulary:
 
-* ``voice``: one of the member's voice ids or names. ``voice:style`` is refused: voices have no
-  styles yet. ``instructions`` would name a style; with none to match it is ignored.
+* ``voice``: one of the member's voice ids or names, or ``voice:style`` for one of its styles.
+  ``instructions`` choose a style when they are exactly its name; other instructions are ignored
+  (GPT-SoVITS takes its manner from the reference, not from text).
 * ``response_format``: mp3, opus (Ogg Opus), flac, wav as they are; pcm is our WAV without its
   header (16-bit mono at 32 kHz, not OpenAI's 24 kHz: ``X-Sample-Rate`` says so). aac is refused:
   the encoders we have (libsndfile) write no AAC.
@@ -33,7 +34,7 @@ from contracts import SynthesisParams
 from producer.api.audio_stream import EVENT_STREAM, NO_BUFFERING, StreamBroken, sse
 from producer.api.deps import BackendDep, bearer, current_member
 from producer.error_status import status_for
-from shared import listening, service
+from shared import listening, service, voice_styles
 from shared.schemas import SynthesisRequest
 from shared.service import Backend, ServiceError
 from shared.tables import INTERACTIVE, READY, Member
@@ -112,18 +113,29 @@ async def _body(request: Request) -> SpeechRequest:
         raise OpenAIError(400, f"{param or 'body'}: {first.get('msg', 'invalid')}", param=param) from exc
 
 
-def _voice_id(backend: Backend, member: Member, voice: str) -> str:
+def _voice_and_style(backend: Backend, member: Member, voice: str) -> tuple[str, str | None]:
+    """(voice id, style named after a colon or None); the style itself is checked when the job is queued."""
     voices = [v for v in service.list_voices(backend, member) if v.status == READY]
     for v in voices:
         if voice in (v.id, v.name):
-            return v.id
+            return v.id, None
     name, _, style = voice.rpartition(":")
-    if name and any(name in (v.id, v.name) for v in voices):
-        raise OpenAIError(400, f"voice {name!r} has no style {style!r}: voices have no styles on this server "
-                               "yet; send the voice alone", param="voice", code="unknown_style")
+    for v in voices:
+        if name and name in (v.id, v.name):
+            return v.id, style
     known = ", ".join(v.name for v in voices) or "none yet: enroll one first"
     raise OpenAIError(404, f"no ready voice of yours is called {voice!r} (your voices: {known})", param="voice",
                       code="voice_not_found")
+
+
+def _style_from_instructions(backend: Backend, voice_id: str, instructions: str | None) -> str | None:
+    """OpenAI's free-text ``instructions`` choose a style only when they are exactly one's name."""
+    wanted = (instructions or "").strip()
+    if not wanted:
+        return None
+    with backend.db.read() as session:
+        names = [voice_styles.ENROLLMENT_STYLE, *(style.name for style in voice_styles.ready_styles(session, voice_id))]
+    return wanted if wanted in names else None
 
 
 def _check(body: SpeechRequest) -> None:
@@ -144,7 +156,9 @@ def _check(body: SpeechRequest) -> None:
 
 def _submit(backend: Backend, member: Member, body: SpeechRequest) -> listening.JobAudio:
     _check(body)
-    request = SynthesisRequest(text=body.input, voice_id=_voice_id(backend, member, body.voice),
+    voice_id, style = _voice_and_style(backend, member, body.voice)
+    style = style or _style_from_instructions(backend, voice_id, body.instructions)
+    request = SynthesisRequest(text=body.input, voice_id=voice_id, style=style,
                                format=FORMATS[body.response_format], speed_factor=body.speed, text_lang="auto")
     try:
         job, _ = service.create_synthesis(backend, member, request, lane=INTERACTIVE)
