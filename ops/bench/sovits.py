@@ -13,10 +13,12 @@ from the single call. Upstream on this machine: RTF 0.27 (150 tokens) / 0.42 (60
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -52,7 +54,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bench(args: argparse.Namespace) -> None:
+def bench(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     dtype = getattr(torch, args.dtype)
     model = build_model(args.version, args.device, dtype)
     refer = reference_spectrogram().to(args.device, dtype)
@@ -60,6 +62,7 @@ def bench(args: argparse.Namespace) -> None:
     gen = torch.Generator().manual_seed(SEED)
     print(f"SoVITS {args.version} full size, device={args.device} dtype={args.dtype} threads={torch.get_num_threads()}"
           f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus; cpu = process CPU seconds, min)")
+    figures: dict[str, dict[str, float]] = {}
     with torch.inference_mode():
         ge = model.timbre(refer, sv if model.config.is_pro else None)
         for tokens in args.tokens:
@@ -88,6 +91,9 @@ def bench(args: argparse.Namespace) -> None:
                     f"min {best:6.3f} s  median {median:6.3f} s  RTF {best / seconds:.3f} / {median / seconds:.3f}"
                     f"  cpu {min(cpu_times):6.2f} s  max|diff vs single| {diff:.2e}"
                 )
+                figures[f"{tokens} {name}"] = {"seconds_min": best, "rtf": best / seconds,
+                                               "rtf_median": median / seconds}
+    return figures
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,9 +106,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunks", type=int, nargs="*", default=[300], help="chunk sizes in frames for vocode_chunked")
     parser.add_argument("--overlap", type=int, default=16, help="context frames on each side of a chunk")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the figures here (ops.bench.versus reads them)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    bench(args)
+    figures = bench(args)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

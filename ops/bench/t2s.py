@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", choices=["float16", "float32"], default="float32",
                         help="storage of the linear weights: float32 as upstream keeps them (the engine's default) "
                              "or float16 widened per use (bit-identical results, half the memory)")
+    parser.add_argument("--json", type=Path, help="also write the figures here (ops.bench.versus reads them)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
           f"(linear weights stored as {stored}) "
           f"threads={torch.get_num_threads()}, {n} new tokens per row, top_k {options.top_k}, "
           f"rp {options.repetition_penalty}; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    figures: dict[str, dict[str, float]] = {}
     for batch in args.batches:
         requests = requests_for(micro, segments[batch], n)
         runs = [run_once(model, requests, options, n, r, args.device) for r in range(args.repeats + 1)][1:]
@@ -139,12 +141,17 @@ def main(argv: list[str] | None = None) -> None:
             f"{produced / statistics.median(totals):.1f} tokens/s, prefill {min(prefills):.3f} s, "
             f"{min(step_ms):.1f} ms/step; process CPU {cpu:.2f} s"
         )
+        figures[f"batch {batch}"] = {"seconds_min": min(totals), "tokens_per_s": produced / min(totals),
+                                     "tokens_per_s_median": produced / statistics.median(totals),
+                                     "step_ms": min(step_ms), "prefill_s": min(prefills)}
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     line = f"peak RSS {rss_mb:.0f} MB"
     if args.device.startswith("cuda"):
         line += f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MB"
     print(line)
     assert math.isfinite(rss_mb)
+    if args.json:
+        args.json.write_text(json.dumps({**figures, "peak_rss_mb": rss_mb}, indent=1))
 
 
 if __name__ == "__main__":
