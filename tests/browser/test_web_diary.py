@@ -50,6 +50,11 @@ def write_and_read(page, text):
     return player.get_attribute("data-job-id")
 
 
+# Every player and download of synthesised audio on a page, not inside a box with the AI-generated label.
+UNLABELLED = """() => [...document.querySelectorAll('audio, a[download]')]
+  .filter((e) => !e.closest('.ai-labelled')?.querySelector('.ai-label')).map((e) => e.outerHTML)"""
+
+
 def test_write_an_entry_and_hear_it_read(web_server, writer, browser_factory, screenshot):
     page = signed_in(browser_factory, web_server, writer)
     job_id = write_and_read(page, " ".join(SENTENCES))
@@ -61,6 +66,7 @@ def test_write_an_entry_and_hear_it_read(web_server, writer, browser_factory, sc
     assert job["status"] == "succeeded" and job["progress"]["done"] == job["progress"]["total"] >= 1
     assert page.locator("#reading .ai-label").first.is_visible()
     assert page.locator("#reading a[download]").get_attribute("aria-label").endswith("(AI 生成 / AI-generated)")
+    assert page.evaluate(UNLABELLED) == []
     entries = page.locator(".days a:not(#entry-new)")
     page.goto(f"{web_server.url}/#/diary")
     page.locator("#main[data-view=diary][data-ready]").wait_for()
@@ -144,6 +150,7 @@ def test_jobs_page_shows_progress_and_cancels(web_server, writer, browser_factor
                                                 "seed": i}).json()["job_id"] for i in range(2)]
     page = signed_in(browser_factory, web_server, writer, "jobs")
     screenshot(page, "jobs")
+    assert page.locator("#jobs-table a[download]").count() >= 1 and page.evaluate(UNLABELLED) == []
     for job_id in reversed(jobs):  # the queued one first, then the running one
         row = page.locator(f"#jobs-table tr[data-job-id='{job_id}']")
         row.locator(".job-cancel").click()

@@ -34,6 +34,8 @@ ROOM_TONE_S, PAUSE_S, NOISE_MARGIN_S = 4.0, 2.2, 1.0
 # every sentence of the file or (when its turn-around outlasts a pause) every other one.
 CLEAN, NOISY = 2, 1
 MAX_TAKES = 40
+# the few takes of one enrollment are enough to fine-tune on (the page's fine-tune panel is driven below)
+SERVER_SETTINGS = {"finetune_min_minutes": "0.1"}
 
 
 def db(power: float) -> float:
@@ -241,6 +243,7 @@ def test_the_wizard_enrolls_a_voice_from_the_microphone(web_server, browser_fact
     voice_id = voices[0]["voice_id"]
     add_takes_to_the_voice(page, web_server, member, voice_id, wizard)
     add_a_style_to_the_voice(page, web_server, voice_id, wizard)
+    fine_tune_from_the_page(page, web_server, member, voice_id, wizard)
 
 
 def reopen_wizard(page, web_server, voice_id: str, link: str, mode: str) -> None:  # noqa: ANN001
@@ -295,3 +298,20 @@ def add_a_style_to_the_voice(page, web_server, voice_id: str, wizard: Wizard) ->
     page.goto(f"{web_server.url}/#/diary")
     page.locator("#main[data-view=diary][data-ready] #entry-style").wait_for()  # the diary offers the style
     assert page.locator("#entry-style option").evaluate_all("os => os.map(o => o.value)") == ["enrollment", "gentle"]
+
+
+def fine_tune_from_the_page(page, web_server, member, voice_id: str, wizard: Wizard) -> None:  # noqa: ANN001
+    """The fine-tune button starts the job and its bar follows the steps; cancelled, the panel says so."""
+    page.goto(f"{web_server.url}/#/voice/{voice_id}")
+    page.locator("#main[data-view=voice][data-ready]").wait_for()
+    page.click("#finetune-start")
+    page.wait_for_function("() => +document.querySelector('#finetune progress').value > 0", timeout=120_000)
+    status = page.locator("#finetune-status")
+    assert "steps" in status.inner_text() or "finished" in status.inner_text()
+    wizard.shot("finetune")
+    with web_server.client(member.token) as api:
+        job = api.get("/v1/jobs?kind=finetune").json()["items"][0]
+        api.post(f"/v1/jobs/{job['job_id']}/cancel")
+    page.wait_for_function("() => /finished|ended: cancelled/.test(document.querySelector('#finetune-status')"
+                           ".textContent)", timeout=120_000)
+    assert page.locator("#finetune-start").is_enabled()

@@ -251,24 +251,29 @@ class Wizard {
     const panel = takePanel(this.ctx, { mic: this.mic, thresholds: limits, roomNoiseDbfs: this.roomNoiseDbfs,
       path: `/v1/voices/${encodeURIComponent(this.voiceId)}/styles`, maxSeconds: STYLE_MAX_S,
       send: { method: "POST", fields: { name: this.styleName, transcript: sentence } },
-      onDone: (style) => this.styleAdded(style).catch((err) => this.failed(err.message)) });
-    this.show("style", h("section", { class: "enroll-step", "data-style": this.styleName },
+      onDone: (style) => this.styleAdded(style, step).catch((err) => this.failed(err.message)) });
+    const step = h("section", { class: "enroll-step", "data-style": this.styleName },
       h("h2", {}, t("enroll.style.heading", { style: this.styleName })),
       h("p", { class: "reading", lang: this.script.language === "zh" ? "zh-CN" : "en" }, sentence),
-      panel.element), panel);
+      panel.element);
+    this.show("style", step, panel);
   }
 
-  /** The style is kept: the voice's styles as they are now. */
-  async styleAdded(style) {
+  /** The style is kept: below its take's report, the voice's styles as they are now. */
+  async styleAdded(style, step) {
     const voice = await this.ctx.api.get(`/v1/voices/${encodeURIComponent(this.voiceId)}`);
-    this.mic?.close();
+    this.panel?.close();
+    this.panel = null;
+    this.mic?.close(); // nothing more to record
     this.mic = null;
     const { t } = this;
-    this.show("styled", h("section", { class: "enroll-step" },
-      h("h2", {}, t("enroll.style.saved", { style: style.name, status: t(`enroll.style.${style.status}`) })),
+    step.querySelector("[data-action=record]")?.remove();
+    step.append(h("section", { class: "styled", role: "status" },
+      h("h3", {}, t("enroll.style.saved", { style: style.name, status: t(`enroll.style.${style.status}`) })),
       h("h3", {}, t("enroll.styles.heading")),
       h("ul", { class: "styles" }, (voice.styles || []).map((name) => h("li", { "data-style": name }, name))),
       this.backToVoice()));
+    this.root.dataset.step = "styled";
   }
 
   failed(message) {
