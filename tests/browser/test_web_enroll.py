@@ -291,6 +291,7 @@ def add_a_style_to_the_voice(page, web_server, voice_id: str, wizard: Wizard) ->
     page.locator("#main[data-step=style][data-mode=style]").wait_for()
     wizard.take()
     page.locator("#main[data-step=styled] .styles li[data-style=gentle]").wait_for(timeout=120_000)
+    assert "matches the voice's speaker" in page.locator(".take-report").inner_text()
     wizard.shot("styled")
     page.click("[data-action=to-voice]")
     page.locator("#main[data-view=voice][data-ready]").wait_for()

@@ -47,6 +47,7 @@ async function consentOf(api, voiceId) {
   }
 }
 
+const fixed = (v, digits) => (v === null || v === undefined ? "—" : Number(v).toFixed(digits));
 const minutes = (consent) => (consent?.clean_seconds != null ? (consent.clean_seconds / 60).toFixed(1) : "–");
 
 class Wizard {
@@ -251,6 +252,8 @@ class Wizard {
     const panel = takePanel(this.ctx, { mic: this.mic, thresholds: limits, roomNoiseDbfs: this.roomNoiseDbfs,
       path: `/v1/voices/${encodeURIComponent(this.voiceId)}/styles`, maxSeconds: STYLE_MAX_S,
       send: { method: "POST", fields: { name: this.styleName, transcript: sentence } },
+      describe: (style) => t("enroll.style.check", { seconds: fixed(style.seconds, 1), score: fixed(style.score, 3),
+        threshold: fixed(style.threshold, 3) }),
       onDone: (style) => this.styleAdded(style, step).catch((err) => this.failed(err.message)) });
     const step = h("section", { class: "enroll-step", "data-style": this.styleName },
       h("h2", {}, t("enroll.style.heading", { style: this.styleName })),
