@@ -3,7 +3,8 @@
 Fixtures:
 - ``web_server``: an ``echodiary serve`` subprocess (embedded mode, tiny random models, its own data
   folder, a free port) for the module; ``.url``, ``.cli(*args, token=None)`` runs ``echodiary`` against
-  the same data folder, ``.add_member(name, admin=False)`` returns its token and invite link.
+  the same data folder, ``.add_member(name, admin=False)`` returns its token and invite link. A test
+  module may set ``SERVER_SETTINGS = {"worker_chunk_delay_s": "0.5", ...}`` for its server's environment.
 - ``browser_factory(wav_path=None, **context_options)``: a fresh browser context (own cookies and
   storage) of a headless ``/usr/bin/chromium`` with a fake microphone, fed ``wav_path`` when given.
 - ``screenshot(page, name)``: saves ``name.png`` under ``$ECHODIARY_SCREENSHOTS`` (default
@@ -88,13 +89,14 @@ class WebServer:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
-def _server_env(data_dir: Path, models: Path, url: str) -> dict[str, str]:
+def _server_env(data_dir: Path, models: Path, url: str, settings: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECHODIARY_")}
     env.update(ECHODIARY_DATA_DIR=str(data_dir), ECHODIARY_MODELS_DIR=str(models), ECHODIARY_DEVICE="cpu",
                ECHODIARY_THREADS="1", ECHODIARY_API_URL=url,
                # the diary tests make their voice by the one-clip upload (enrollment is the wizard's)
                ECHODIARY_ALLOW_LEGACY_VOICES="true",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env.update({f"ECHODIARY_{name.upper()}": value for name, value in settings.items()})
     return env
 
 
@@ -118,11 +120,12 @@ def web_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def web_server(tmp_path_factory: pytest.TempPathFactory, web_models: Path) -> Iterator[WebServer]:
+def web_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+               web_models: Path) -> Iterator[WebServer]:
     data_dir = tmp_path_factory.mktemp("web-data")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = _server_env(data_dir, web_models, url)
+    env = _server_env(data_dir, web_models, url, getattr(request.module, "SERVER_SETTINGS", {}))
     log = data_dir / "serve.log"
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-m", "producer.cli", "serve", "--host", "127.0.0.1",

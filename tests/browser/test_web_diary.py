@@ -7,6 +7,8 @@ from jobs_fixtures import audio_bytes, wait_until
 
 pytestmark = pytest.mark.browser
 
+# Chunks take a while, so that a reading's stream plays before its job has finished.
+SERVER_SETTINGS = {"worker_chunk_delay_s": "0.8"}
 SENTENCES = ["Today we walked to the park by the river.", "The ducks were loud and hungry.",
              "We went home before the rain came."]
 
@@ -48,6 +50,11 @@ def write_and_read(page, text):
     return player.get_attribute("data-job-id")
 
 
+# Every player and download of synthesised audio on a page, not inside a box with the AI-generated label.
+UNLABELLED = """() => [...document.querySelectorAll('audio, a[download]')]
+  .filter((e) => !e.closest('.ai-labelled')?.querySelector('.ai-label')).map((e) => e.outerHTML)"""
+
+
 def test_write_an_entry_and_hear_it_read(web_server, writer, browser_factory, screenshot):
     page = signed_in(browser_factory, web_server, writer)
     job_id = write_and_read(page, " ".join(SENTENCES))
@@ -59,6 +66,7 @@ def test_write_an_entry_and_hear_it_read(web_server, writer, browser_factory, sc
     assert job["status"] == "succeeded" and job["progress"]["done"] == job["progress"]["total"] >= 1
     assert page.locator("#reading .ai-label").first.is_visible()
     assert page.locator("#reading a[download]").get_attribute("aria-label").endswith("(AI 生成 / AI-generated)")
+    assert page.evaluate(UNLABELLED) == []
     entries = page.locator(".days a:not(#entry-new)")
     page.goto(f"{web_server.url}/#/diary")
     page.locator("#main[data-view=diary][data-ready]").wait_for()
@@ -142,6 +150,7 @@ def test_jobs_page_shows_progress_and_cancels(web_server, writer, browser_factor
                                                 "seed": i}).json()["job_id"] for i in range(2)]
     page = signed_in(browser_factory, web_server, writer, "jobs")
     screenshot(page, "jobs")
+    assert page.locator("#jobs-table a[download]").count() >= 1 and page.evaluate(UNLABELLED) == []
     for job_id in reversed(jobs):  # the queued one first, then the running one
         row = page.locator(f"#jobs-table tr[data-job-id='{job_id}']")
         row.locator(".job-cancel").click()
@@ -151,21 +160,36 @@ def test_jobs_page_shows_progress_and_cancels(web_server, writer, browser_factor
         assert {api.get(f"/v1/jobs/{j}").json()["status"] for j in jobs} == {"cancelled"}
 
 
-def test_read_to_me_plays_from_the_job_stream_where_the_server_has_one(web_server, writer, browser_factory):
-    # The stream endpoint's contract (GET /v1/jobs/{id}/audio: the job's WAV as it renders) is served
-    # here by the browser's router with a real WAV, until the endpoint lands in this branch.
+# When the page's clock first moves, ask the server how far the job is: an answer of "running" came
+# after playback had started, so playback started before the job finished.
+WATCH_FIRST_SOUND = """() => {
+  window.firstSound = null;
+  new MutationObserver(async (records) => {
+    for (const r of records) {
+      const el = r.target;
+      if (window.firstSound || !el.matches('#reading .player') || !(+el.dataset.playedSeconds > 0)) continue;
+      window.firstSound = {pending: true};
+      const job = await (await fetch(`/v1/jobs/${el.dataset.jobId}`)).json();
+      window.firstSound = {status: job.status, done: job.progress.done, total: job.progress.total,
+                           state: el.dataset.state};
+    }
+  }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-played-seconds']});
+}"""
+
+
+def test_read_to_me_starts_playing_from_the_job_stream_before_the_job_finishes(web_server, writer,
+                                                                               browser_factory):
     page = signed_in(browser_factory, web_server, writer)
-    wav = audio_bytes(2.0, fmt="WAV", sample_rate=32000)
     asked = []
-
-    def stream(route):
-        asked.append(route.request.url)
-        route.fulfill(status=200, headers={"Content-Type": "audio/wav"}, body=wav)
-
-    page.route("**/v1/jobs/*/audio", stream)
-    write_and_read(page, "A short entry for the stream.")
+    page.on("request", lambda r: asked.append(r.headers.get("accept")) if r.url.endswith("/audio") else None)
+    page.evaluate(WATCH_FIRST_SOUND)
+    write_and_read(page, "The stream starts here. Then it goes on a while. And it ends in the end.")
     player = page.locator("#reading .player")
+    page.wait_for_function("() => window.firstSound && !window.firstSound.pending")
+    first = page.evaluate("window.firstSound")
+    # the real GET /v1/jobs/{id}/audio (no stand-in): its WAV pieces went into the AudioContext
+    assert asked == ["audio/wav"] and first["state"] == "streaming"
+    assert first["status"] == "running" and first["done"] < first["total"] == 3, first
     page.wait_for_function("() => document.querySelector('#reading .player').dataset.state === 'done'")
-    assert asked and "played while it rendered" in player.inner_text()
-    # 2 s of audio went through the AudioContext: its clock passes 1 s of the stream's pieces.
-    page.wait_for_function("() => parseFloat(document.querySelector('#reading .player').dataset.playedSeconds) > 1")
+    assert "played while it rendered" in player.inner_text()
+    assert player.locator("audio[src]").count() == 1 and player.locator(".ai-label").first.is_visible()

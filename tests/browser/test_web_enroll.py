@@ -34,6 +34,8 @@ ROOM_TONE_S, PAUSE_S, NOISE_MARGIN_S = 4.0, 2.2, 1.0
 # every sentence of the file or (when its turn-around outlasts a pause) every other one.
 CLEAN, NOISY = 2, 1
 MAX_TAKES = 40
+# the few takes of one enrollment are enough to fine-tune on (the page's fine-tune panel is driven below)
+SERVER_SETTINGS = {"finetune_min_minutes": "0.1"}
 
 
 def db(power: float) -> float:
@@ -237,3 +239,80 @@ def test_the_wizard_enrolls_a_voice_from_the_microphone(web_server, browser_fact
     similarity = float(page.locator(".ab").get_attribute("data-similarity"))
     assert -1 <= similarity <= 1
     wizard.shot("result")
+
+    voice_id = voices[0]["voice_id"]
+    add_takes_to_the_voice(page, web_server, member, voice_id, wizard)
+    add_a_style_to_the_voice(page, web_server, voice_id, wizard)
+    fine_tune_from_the_page(page, web_server, member, voice_id, wizard)
+
+
+def reopen_wizard(page, web_server, voice_id: str, link: str, mode: str) -> None:  # noqa: ANN001
+    """From the voice's page into the wizard, through its room tone (measured again until it is quiet)."""
+    page.goto(f"{web_server.url}/#/voice/{voice_id}")
+    page.locator("#main[data-view=voice][data-ready]").wait_for()
+    page.click(link)
+    page.locator(f"#main[data-mode={mode}][data-step=guide]").wait_for()
+    page.check("#enroll-accept")
+    page.select_option("#enroll-script", "en-1")
+    if mode == "style":
+        page.fill("#enroll-style-name", "gentle")
+    page.click("[data-action=start]")
+    page.locator("#main[data-step=roomtone]").wait_for()
+    for _ in range(10):  # the looping fake microphone may be mid-sentence
+        page.click("[data-action=measure]")
+        page.locator(".room-result[data-quiet]").wait_for()
+        if page.locator(".room-result").get_attribute("data-quiet") == "true":
+            break
+    page.click("[data-action=continue]")
+
+
+def add_takes_to_the_voice(page, web_server, member, voice_id: str, wizard: Wizard) -> None:  # noqa: ANN001
+    """More takes for the ready voice: no consent step, finished after one sentence; the minutes grow."""
+    with web_server.client(member.token) as api:
+        before = api.get(f"/v1/voices/{voice_id}/consent").json()["clean_seconds"]
+    reopen_wizard(page, web_server, voice_id, "#voice-takes", "takes")
+    page.locator("#main[data-step=take]").wait_for()
+    assert "takes to “My voice”" in page.locator("#main h1").inner_text()
+    wizard.take()
+    page.click("[data-action=finish]")
+    minutes = page.locator("#main[data-step=updated] .minutes")
+    minutes.wait_for(timeout=300_000)
+    assert float(minutes.get_attribute("data-before")) == before < float(minutes.get_attribute("data-after"))
+    wizard.shot("more-takes")
+    with web_server.client(member.token) as api:
+        after = api.get(f"/v1/voices/{voice_id}/consent").json()["clean_seconds"]
+        assert after == float(minutes.get_attribute("data-after"))
+        assert [v["status"] for v in api.get("/v1/voices").json()] == ["ready"]  # the same voice, grown
+
+
+def add_a_style_to_the_voice(page, web_server, voice_id: str, wizard: Wizard) -> None:  # noqa: ANN001
+    """A style read through the wizard: one take, sent with its name and transcript; the voice lists it."""
+    reopen_wizard(page, web_server, voice_id, "#voice-style", "style")
+    page.locator("#main[data-step=style][data-mode=style]").wait_for()
+    wizard.take()
+    page.locator("#main[data-step=styled] .styles li[data-style=gentle]").wait_for(timeout=120_000)
+    assert "matches the voice's speaker" in page.locator(".take-report").inner_text()
+    wizard.shot("styled")
+    page.click("[data-action=to-voice]")
+    page.locator("#main[data-view=voice][data-ready]").wait_for()
+    assert "gentle" in page.locator("#voice-facts").inner_text()
+    page.goto(f"{web_server.url}/#/diary")
+    page.locator("#main[data-view=diary][data-ready] #entry-style").wait_for()  # the diary offers the style
+    assert page.locator("#entry-style option").evaluate_all("os => os.map(o => o.value)") == ["enrollment", "gentle"]
+
+
+def fine_tune_from_the_page(page, web_server, member, voice_id: str, wizard: Wizard) -> None:  # noqa: ANN001
+    """The fine-tune button starts the job and its bar follows the steps; cancelled, the panel says so."""
+    page.goto(f"{web_server.url}/#/voice/{voice_id}")
+    page.locator("#main[data-view=voice][data-ready]").wait_for()
+    page.click("#finetune-start")
+    page.wait_for_function("() => +document.querySelector('#finetune progress').value > 0", timeout=120_000)
+    status = page.locator("#finetune-status")
+    assert "steps" in status.inner_text() or "finished" in status.inner_text()
+    wizard.shot("finetune")
+    with web_server.client(member.token) as api:
+        job = api.get("/v1/jobs?kind=finetune").json()["items"][0]
+        api.post(f"/v1/jobs/{job['job_id']}/cancel")
+    page.wait_for_function("() => /finished|ended: cancelled/.test(document.querySelector('#finetune-status')"
+                           ".textContent)", timeout=120_000)
+    assert page.locator("#finetune-start").is_enabled()

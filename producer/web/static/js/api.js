@@ -1,6 +1,8 @@
 // The one door to the API: same-origin cookies, the CSRF token on every change, errors as messages.
 
 export const CSRF_HEADER = 'X-CSRF-Token';
+// Every voice's implicit style, its enrollment reference (contracts.ENROLLMENT_STYLE on the server).
+export const ENROLLMENT_STYLE = 'enrollment';
 const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export class ApiError extends Error {

@@ -79,6 +79,8 @@ async function render() {
   root.replaceChildren(h('p', { class: 'muted' }, t('loading')));
   root.dataset.view = route.name;
   delete root.dataset.ready; // set again once this view has drawn (tests and scripts wait on it)
+  delete root.dataset.step; // the wizard's own marks, stale in any other view
+  delete root.dataset.mode;
   const ctx = {
     api, t, go, lang: lang(), member: state.member, route, param: route.param, query: route.query,
     // once the session has expired, the views' own failures would only hide the message that says so

@@ -21,10 +21,10 @@ export async function followJob(ctx, jobId, bar, line, alive) {
   }
 }
 
-export function buildingView(ctx) {
-  const bar = progressBar(ctx.t("enroll.building.heading"), 0, 1);
+export function buildingView(ctx, heading = "enroll.building.heading") {
+  const bar = progressBar(ctx.t(heading), 0, 1);
   const line = h("p", { class: "muted", role: "status", "aria-live": "polite" });
-  const element = h("section", { class: "enroll-step" }, h("h2", {}, ctx.t("enroll.building.heading")), bar, line);
+  const element = h("section", { class: "enroll-step" }, h("h2", {}, ctx.t(heading)), bar, line);
   return { element, bar, line };
 }
 

@@ -4,13 +4,15 @@
 
 import { CSRF_HEADER } from "../api.js";
 
-/** PUT a WAV take; resolves {status, body} for 2xx and 422 alike, throws for anything else. */
-export async function putTake(ctx, path, wav) {
+/** Send a WAV take (PUT to a session; POST with `fields` for a style); resolves {status, body} for 2xx
+ * and 422 alike, throws for anything else. */
+export async function sendTake(ctx, path, wav, { method = "PUT", fields = {} } = {}) {
   const { csrf_token: csrf } = await ctx.api.get("/v1/sessions/current");
   const form = new FormData();
   form.append("audio", wav, "take.wav");
+  for (const [name, value] of Object.entries(fields)) form.append(name, value);
   const response = await fetch(path, {
-    method: "PUT", body: form, credentials: "same-origin",
+    method, body: form, credentials: "same-origin",
     headers: { [CSRF_HEADER]: csrf, Accept: "application/json" },
   });
   const body = await response.json().catch(() => ({}));

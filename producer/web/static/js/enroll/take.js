@@ -4,12 +4,14 @@
 import { h } from "../dom.js";
 import { encodeWav } from "../audio/wav.js";
 import { Meters } from "./meters.js";
-import { putTake } from "./http.js";
+import { sendTake } from "./http.js";
 
 const fmt = (v) => (v === null || v === undefined ? "—" : Number(v).toFixed(1));
 
-/** A recorder panel. `onDone(body)` runs when the server accepts a take. */
-export function takePanel(ctx, { mic, thresholds, roomNoiseDbfs, path, maxSeconds, onDone }) {
+/** A recorder panel. `onDone(body)` runs when the server accepts a take; `send` ({method, fields}) says
+ * how the take goes to `path` (a session's PUT by default); `describe(body)` words an accepted answer that
+ * is not a session take's report. */
+export function takePanel(ctx, { mic, thresholds, roomNoiseDbfs, path, maxSeconds, onDone, send = {}, describe = null }) {
   const { t } = ctx;
   const meters = new Meters(t, thresholds, roomNoiseDbfs);
   const status = h("p", { class: "take-state", role: "status", "aria-live": "polite" });
@@ -37,7 +39,7 @@ export function takePanel(ctx, { mic, thresholds, roomNoiseDbfs, path, maxSecond
       return;
     }
     setState("uploading");
-    const { status: code, body } = await putTake(ctx, path, encodeWav(taken.samples, taken.sampleRate));
+    const { status: code, body } = await sendTake(ctx, path, encodeWav(taken.samples, taken.sampleRate), send);
     if (code === 422) showRefused(body.messages?.length ? body.messages : [body.detail], body.report);
     else showAccepted(body);
   }
@@ -49,8 +51,8 @@ export function takePanel(ctx, { mic, thresholds, roomNoiseDbfs, path, maxSecond
     report.dataset.status = body.status;
     report.replaceChildren(
       h("p", { class: "ok" }, t(body.status === "pending" ? "enroll.take.pending" : "enroll.take.accepted")),
-      h("p", { class: "muted" }, t("enroll.take.summary", { seconds: fmt(body.seconds), snr: fmt(m.snr_db),
-        noise: fmt(m.noise_floor_dbfs), peak: fmt(m.peak_dbfs) })),
+      h("p", { class: "muted" }, describe ? describe(body) : t("enroll.take.summary", { seconds: fmt(body.seconds),
+        snr: fmt(m.snr_db), noise: fmt(m.noise_floor_dbfs), peak: fmt(m.peak_dbfs) })),
     );
     onDone(body, { rerecord: again });
   }

@@ -2,7 +2,7 @@
 // which plays while the job renders; after an edit it says how many sentences changed, and the
 // server's chunk cache synthesises only those (the job's progress.reused says how many it kept).
 
-import { schemaEnum } from '../api.js';
+import { ENROLLMENT_STYLE, schemaEnum } from '../api.js';
 import { h } from '../dom.js';
 import { addStrings } from '../i18n.js';
 import { createPlayer } from '../player.js';
@@ -11,7 +11,7 @@ addStrings({
   en: {
     'diary.title': 'Diary', 'diary.new': 'New entry', 'diary.days': 'Days', 'diary.none': 'No entries yet: write your first.',
     'diary.date': 'Day', 'diary.entry.title': 'Title (optional)', 'diary.text': 'What happened today?',
-    'diary.language': 'Language of the text', 'diary.voice': 'Voice', 'diary.style': 'Style',
+    'diary.language': 'Language of the text', 'diary.voice': 'Voice', 'diary.style': 'Style', 'diary.style.enrollment': 'as enrolled',
     'diary.novoice': 'No ready voice yet: record one first.', 'diary.save': 'Save', 'diary.saved': 'Saved.',
     'diary.read': 'Read to me', 'diary.delete': 'Delete entry', 'diary.delete.confirm': 'Delete this entry for good?',
     'diary.deleted': 'Entry deleted.', 'diary.untitled': '(untitled)',
@@ -22,7 +22,7 @@ addStrings({
   zh: {
     'diary.title': '日记', 'diary.new': '新日记', 'diary.days': '日期', 'diary.none': '还没有日记：写下第一篇吧。',
     'diary.date': '日期', 'diary.entry.title': '标题（可选）', 'diary.text': '今天发生了什么？',
-    'diary.language': '文本语言', 'diary.voice': '声音', 'diary.style': '风格',
+    'diary.language': '文本语言', 'diary.voice': '声音', 'diary.style': '风格', 'diary.style.enrollment': '登记时的声音',
     'diary.novoice': '还没有可用的声音：请先录制。', 'diary.save': '保存', 'diary.saved': '已保存。',
     'diary.read': '读给我听', 'diary.delete': '删除日记', 'diary.delete.confirm': '确定永久删除这篇日记？',
     'diary.deleted': '日记已删除。', 'diary.untitled': '（无标题）',
@@ -107,15 +107,23 @@ async function editorFields(ctx, entry, voices) {
   fields.language = lang;
   fields.voice = voice;
   const styleRow = h('div', { class: 'style-row' });
-  const drawStyles = () => {
-    // Styles are optional per voice; the choice appears only where the chosen voice has some.
-    const styles = ready.find((v) => v.voice_id === voice.value)?.styles || [];
-    const [label, el] = select('entry-style', t('diary.style'), styles.map((s) => [s.style_id || s.name, s.name]));
-    fields.style = styles.length ? el : null;
-    styleRow.replaceChildren(...(styles.length ? [label, el] : []));
+  const drawStyles = async () => {
+    // Styles are optional per voice; the choice appears only where the chosen voice has some besides its
+    // enrollment reference (the voice's details list them, the reference first, and name the default).
+    fields.style = null;
+    styleRow.replaceChildren();
+    if (!voice.value) return;
+    const chosen = voice.value;
+    const details = await ctx.api.get(`/v1/voices/${encodeURIComponent(chosen)}`).catch(() => null);
+    const styles = details?.styles || [];
+    if (voice.value !== chosen || styles.length < 2) return;
+    const [label, el] = select('entry-style', t('diary.style'), styles.map((name) => [name,
+      name === ENROLLMENT_STYLE ? t('diary.style.enrollment') : name]), details.default_style);
+    fields.style = el;
+    styleRow.replaceChildren(label, el);
   };
-  voice.addEventListener('change', drawStyles);
-  drawStyles();
+  voice.addEventListener('change', () => { drawStyles(); });
+  await drawStyles();
   const layout = [
     h('label', { for: 'entry-date' }, t('diary.date')), fields.date,
     h('label', { for: 'entry-title' }, t('diary.entry.title')), fields.title,

@@ -1,7 +1,7 @@
 // One voice: minutes collected, consent, styles, fine-tune state; fine-tune with a progress bar; add
 // takes or a style (the enrollment wizard); delete with a second confirmation.
 
-import { ApiError } from '../api.js';
+import { ApiError, ENROLLMENT_STYLE } from '../api.js';
 import { h, formatTime } from '../dom.js';
 import { addStrings } from '../i18n.js';
 
@@ -49,7 +49,9 @@ function consentText(t, consent) {
 function facts(ctx, voice, consent) {
   const { t } = ctx;
   const minutes = consent?.clean_seconds != null ? t('voice.minutes.value', { minutes: (consent.clean_seconds / 60).toFixed(1) }) : '–';
-  const styles = voice.styles?.length ? voice.styles.map((s) => s.name).join(', ') : t('voice.styles.none');
+  // the details list style names, the enrollment reference first
+  const added = (voice.styles || []).filter((name) => name !== ENROLLMENT_STYLE);
+  const styles = added.length ? added.join(', ') : t('voice.styles.none');
   const rows = [
     ['voice.status', t(`status.${voice.status}`) + (voice.error ? ` — ${voice.error}` : '')],
     ['voice.language', voice.language], ['voice.created', formatTime(Date.parse(voice.created_at) / 1000, ctx.lang)],
