@@ -88,7 +88,7 @@ def _warm_start(**_: Any) -> None:  # noqa: ANN401
         start(app.settings, f"{_node['name']}:{os.getpid()}")
 
 
-class ReadinessStep(bootsteps.Step):
+class ReadinessStep(bootsteps.StartStopStep):
     """Adds this node's processes' readiness to the worker's ``stats`` (Flower's worker page)."""
 
     def info(self, worker) -> dict[str, Any]:  # noqa: ANN001
