@@ -71,3 +71,24 @@ def test_an_interactive_request_does_not_wait_behind_a_diary_on_the_only_worker(
     stored = solo.storage.get(row.result_key)
     streamed = listener.result()  # heard across the hand-over: still exactly the stored audio
     assert streamed[:4] == b"RIFF" and stored.endswith(streamed[44:])
+
+
+def test_a_resumed_attempt_continues_the_live_stream_after_the_bytes_already_published(tmp_path):
+    from shared.pieces import MemoryPieceChannel
+    from shared.storage import LocalStorage
+    from worker.runner import PiecePublisher
+
+    channel = MemoryPieceChannel()
+    storage = LocalStorage(tmp_path, "http://testserver", b"k" * 32)
+    with storage.open_writer("first.wav") as out:  # the attempt that gave way after two pieces
+        first = PiecePublisher(channel, "job", out)
+        first(b"RIFF", 0.1)
+        first(b"12", 0.2)
+    with storage.open_writer("second.wav") as out:  # the same bytes, cut elsewhere (cached chunks come whole)
+        second = PiecePublisher(channel, "job", out, resumed=True)
+        for data in (b"RIF", b"F1234", b"56"):
+            second(data, 0.5)
+        channel.finish("job")
+        out.commit()
+    assert storage.get("second.wav") == b"RIFF123456"
+    assert b"".join(p.data for p in channel.read("job", block_s=0.1)) == b"RIFF123456"

@@ -350,14 +350,16 @@ class PiecePublisher:
         if self.skip:
             dropped = min(self.skip, len(data))
             data, self.skip = data[dropped:], self.skip - dropped
-        if self.live and data:
+        if not data:
+            return
+        if self.live:
             try:
                 self.channel.publish(self.job_id, self.index, progress, data)
             except Exception:
                 log.warning("job %s: cannot publish pieces; listeners fall back to the stored file",
                             self.job_id, exc_info=True)
                 self.live = False
-            self.index += 1
+        self.index += 1
 
 
 def _finetune(ctx: Context) -> str:
