@@ -172,7 +172,8 @@ class WorkerReadiness(BaseModel):
     models: str
     device: str
     since: float = Field(description="Unix time the process entered this state.")
-    warm_up_s: float | None = None
+    warm_up_s: float | None = Field(None, description="Seconds the warm-up took.")
+    voices_warmed: int | None = Field(None, description="Recently used voice profiles preloaded at start.")
     error: str | None = None
 
 

@@ -41,7 +41,7 @@ def _workers(stack) -> list[dict]:  # noqa: ANN001 - a Stack
 def test_the_worker_warms_up_at_start_and_reports_ready(solo):
     ready = wait_until(lambda: [w for w in _workers(solo) if w["state"] == "ready"], 60, 0.2, "a ready worker")
     assert len(ready) == 1 and ready[0]["device"] == "cpu" and ready[0]["warm_up_s"] > 0
-    assert ready[0]["models"] == str(solo.settings.models_dir)
+    assert ready[0]["models"] == str(solo.settings.models_dir) and ready[0]["voices_warmed"] == 0  # none used yet
     stats = solo.celery.control.inspect(timeout=2).stats()
     (node,) = [name for name in stats if name.startswith("solo@")]
     processes = stats[node]["echodiary"]["processes"]

@@ -26,18 +26,22 @@ _engine_key: tuple[str, str] | None = None
 
 
 def get_engine(settings: Settings) -> Any:  # noqa: ANN401 - engine.facade.Engine, imported lazily
-    """The process's engine, loaded on first use."""
+    """The process's engine, loaded on first use (after the warm-up, when one is running)."""
+    with _engine_lock:
+        return _loaded(settings)
+
+
+def _loaded(settings: Settings) -> Any:  # noqa: ANN401 - called holding _engine_lock
     global _engine, _engine_key
     key = (str(settings.models_dir), settings.device)
-    with _engine_lock:
-        if _engine is None or _engine_key != key:
-            from engine.facade import Engine
+    if _engine is None or _engine_key != key:
+        from engine.facade import Engine
 
-            _engine = Engine.load(settings.models_dir, device=settings.device, precision=settings.precision,
-                                  threads=settings.threads, g2pw_dir=settings.g2pw_dir,
-                                  g2pw_tokenizer_dir=settings.g2pw_tokenizer_dir)
-            _engine_key = key
-        return _engine
+        _engine = Engine.load(settings.models_dir, device=settings.device, precision=settings.precision,
+                              threads=settings.threads, g2pw_dir=settings.g2pw_dir,
+                              g2pw_tokenizer_dir=settings.g2pw_tokenizer_dir)
+        _engine_key = key
+    return _engine
 
 
 class WarmCache:
@@ -324,7 +328,15 @@ WARM_UP_TOKENS_PER_PHONE = 2  # enough to run every kernel; a warm-up's audio is
 
 def warm_up(settings: Settings) -> None:
     """Load the engine and run each model once (an enrollment of a synthetic clip, a short render),
-    so the first real request finds the weights in memory and the kernels compiled."""
+    so the first real request finds the weights in memory and the kernels compiled. A job that
+    comes meanwhile waits in :func:`get_engine` until this is done, rather than share the models."""
+    with _engine_lock:
+        if _engine is not None:  # a job came first and loaded it: it warms the kernels; never share them
+            return
+        _warm(_loaded(settings))
+
+
+def _warm(engine: Any) -> None:  # noqa: ANN401
     import io
 
     import numpy as np
@@ -332,7 +344,6 @@ def warm_up(settings: Settings) -> None:
 
     from engine.params import RenderParams
 
-    engine = get_engine(settings)
     rate = 32000
     t = np.arange(3 * rate) / rate
     phase = 2 * np.pi * np.cumsum(140 + 20 * np.sin(np.pi * t)) / rate

@@ -65,6 +65,7 @@ def start(settings: Settings, name: str) -> Reporter:
         try:
             if settings.worker_warmup:
                 pipeline.warm_up(settings)
+                reporter.record["voices_warmed"] = _warm_voices_or_none(settings)
             reporter.set(READY, warm_up_s=round(time.perf_counter() - t0, 3))
         except Exception as exc:  # jobs still run: they load the models themselves, and say why not
             log.exception("warm-up failed")
@@ -73,6 +74,38 @@ def start(settings: Settings, name: str) -> Reporter:
 
     threading.Thread(target=run, name="echodiary-warm-up", daemon=True).start()
     return reporter
+
+
+def warm_recent_voices(settings: Settings) -> int:
+    """Load the profiles of the voices synthesised with most recently into this process's warm
+    cache (up to its size), so a restart does not make their next request slower. Returns how many."""
+    from sqlalchemy import func, select
+
+    from shared.tables import READY as VOICE_READY
+    from shared.tables import SYNTHESIS, Job, Voice
+    from worker import pipeline
+    from worker.tasks import backend
+
+    storage = backend().storage
+    last_used = func.max(Job.created_at)
+    with backend().db.read() as session:
+        rows = session.exec(
+            select(Voice.id, Voice.profile_key).join(Job, Job.voice_id == Voice.id)
+            .where(Job.kind == SYNTHESIS, Voice.status == VOICE_READY, Voice.profile_key.is_not(None))
+            .group_by(Voice.id, Voice.profile_key).order_by(last_used.desc()).limit(settings.profile_cache_size)
+        ).all()
+    for voice_id, key in reversed(rows):  # the most recent last: it stays longest in the LRU
+        pipeline.load_profile(settings, voice_id, key, lambda key=key: storage.get(key))
+    return len(rows)
+
+
+def _warm_voices_or_none(settings: Settings) -> int | None:
+    """Warm voices are a bonus: a database or storage hiccup leaves the worker ready without them."""
+    try:
+        return warm_recent_voices(settings)
+    except Exception:
+        log.warning("could not preload recently used voices", exc_info=True)
+        return None
 
 
 @celeryd_init.connect
