@@ -12,6 +12,8 @@ import test_worker_integration as whole_stack
 from jobs_fixtures import audio_bytes, wait_until
 from test_streaming import Listener
 
+from shared.tables import Job
+
 jobs_database, tiny_models, _member, _wait_for_chunks = (whole_stack.jobs_database, whole_stack.tiny_models,
                                                          whole_stack._member, whole_stack._wait_for_chunks)
 DIARY = "".join(f"第{i}句话讲今天的事情。" for i in range(10))  # background: over interactive_max_chars
@@ -92,3 +94,24 @@ def test_a_resumed_attempt_continues_the_live_stream_after_the_bytes_already_pub
         out.commit()
     assert storage.get("second.wav") == b"RIFF123456"
     assert b"".join(p.data for p in channel.read("job", block_s=0.1)) == b"RIFF123456"
+
+
+def test_the_embedded_executor_gives_the_same_guarantee(tmp_data_dir, tiny_models):
+    from jobs_fixtures import embedded_settings
+
+    from producer.client import EmbeddedClient
+
+    settings = embedded_settings(tmp_data_dir, models_dir=tiny_models, device="cpu", threads=1,
+                                 worker_chunk_delay_s=0.2, interactive_max_chars=40)
+    with EmbeddedClient(settings) as client:
+        voice = client.upload_voice(audio_bytes(4.0), "今天天气很好，我们去公园。", "zh", "me")
+        assert client.wait(voice.job_id, timeout_s=120).status == "succeeded"
+        diary_id = client.synthesize(DIARY, voice.voice_id, format="wav", seed=5, batch_size=2).job_id
+        _wait_for_chunks(client, diary_id, 2)
+        question = client.wait(client.synthesize(QUESTION, voice.voice_id).job_id, timeout_s=60, poll_s=0.1)
+        assert question.status == "succeeded" and client.job(diary_id).status in ("queued", "running")
+        diary = client.wait(diary_id, timeout_s=120, poll_s=0.2)
+        assert diary.status == "succeeded" and question.started_at < diary.finished_at
+        with client.backend.db.read() as session:
+            row = session.get(Job, diary_id)
+        assert row.attempt >= 2 and row.stopped_attempts == 0 and row.chunks_reused > 0

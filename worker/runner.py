@@ -44,10 +44,8 @@ from worker.lanes import stop_checker
 from worker.progress import progress_writer
 
 log = logging.getLogger(__name__)
-YIELDED = "yielded"
+YIELDED = "yielded"  # run_job's outcome when a background job gave way to interactive work
 POISON_EXIT_CODE = 137  # what a SIGKILL-ed process reports, as after an out-of-memory kill
-
-
 RESUME_READ_S = 0.05  # how long a resumed attempt waits for more of the earlier pieces (they are all there)
 
 
