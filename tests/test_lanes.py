@@ -96,6 +96,7 @@ def test_a_resumed_attempt_continues_the_live_stream_after_the_bytes_already_pub
     assert b"".join(p.data for p in channel.read("job", block_s=0.1)) == b"RIFF123456"
 
 
+@pytest.mark.slow  # ~30 s (its own model load): the same run_job as above, another queue in front of it
 def test_the_embedded_executor_gives_the_same_guarantee(tmp_data_dir, tiny_models):
     from jobs_fixtures import embedded_settings
 
