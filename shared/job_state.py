@@ -163,6 +163,26 @@ def release(session: Session, job_id: str, attempt: int) -> bool:
     return result.rowcount == 1
 
 
+def give_way(session: Session, job_id: str, attempt: int) -> Dispatch | None:
+    """running -> queued and dispatched again, for a background render that stops between batches
+    to let interactive work through (see :mod:`worker.lanes`). Not a crash: no stopped attempt is
+    counted, and ``started_at`` and the finished chunks stay. The caller publishes the returned
+    dispatch; if that fails, the sweep's stale-dispatch check publishes it later."""
+    row = session.exec(
+        update(Job).where(_ours(job_id, attempt))
+        .values(status=QUEUED, worker=None, lease_until=None, dispatched_at=now(), redispatch_at=None)
+        .returning(Job.id, Job.kind, Job.queue, Job.priority)
+    ).first()
+    return None if row is None else Dispatch(row.id, row.kind, row.queue, row.priority)
+
+
+def interactive_waiting(session: Session, queue: str) -> bool:
+    """Is an interactive job handed to the broker on ``queue`` and not yet taken by a worker?"""
+    waiting = select(Job.id).where(Job.lane == INTERACTIVE, Job.queue == queue, Job.status == QUEUED,
+                                   Job.dispatched_at.is_not(None)).limit(1)
+    return session.exec(waiting).first() is not None
+
+
 def fail_queued(session: Session, job_id: str, error: str) -> bool:
     """Give up on a job that was released to the queue (its retries ran out)."""
     result = session.exec(update(Job).where(Job.id == job_id, Job.status == QUEUED)

@@ -166,6 +166,17 @@ class JobPage(BaseModel):
     next_offset: int | None
 
 
+class WorkerReadiness(BaseModel):
+    name: str = Field(description="Celery node name and pool process id.")
+    state: Literal["loading", "ready", "failed"]
+    models: str
+    device: str
+    since: float = Field(description="Unix time the process entered this state.")
+    warm_up_s: float | None = Field(None, description="Seconds the warm-up took.")
+    voices_warmed: int | None = Field(None, description="Recently used voice profiles preloaded at start.")
+    error: str | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     mode: Literal["embedded", "server"]
@@ -175,6 +186,8 @@ class Health(BaseModel):
     chinese_reader: Literal["g2pw", "pypinyin"] = Field(
         "pypinyin", description="How Chinese polyphones are read: g2pW when its folder (ECHODIARY_G2PW_DIR, "
         "default <models>/G2PWModel) is there as seen from this server, else pypinyin.")
+    workers: list[WorkerReadiness] | None = Field(
+        None, description="Server mode: every live worker process and whether its models are loaded and warm.")
 
 
 class WatermarkReport(BaseModel):

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     outage_window_s: float = Field(900.0, ge=0)  # how long a job waits out unreachable storage or database
     job_max_attempts: int = Field(3, ge=1)  # a job whose worker stops this many times fails (a poison job)
     worker_chunk_delay_s: float = 0.0  # a pause after each chunk; only tests that need a slow job set it
+    # A background synthesis gives its worker to waiting interactive jobs between batches (worker/lanes.py).
+    yield_to_interactive: bool = True
+    # Each worker process loads the models and runs one tiny render at start (worker/readiness.py);
+    # tests that do not need it turn it off. Readiness is reported in Redis, refreshed every
+    # worker_ready_heartbeat_s and gone after three missed beats.
+    worker_warmup: bool = True
+    worker_ready_heartbeat_s: float = Field(5.0, gt=0)
     # Test-only (ops/chaos): a synthesis whose text holds this marker makes its worker process exit,
     # as an out-of-memory kill would: a poison job. Never set it on a real installation.
     chaos_poison_marker: str | None = None

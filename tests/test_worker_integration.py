@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -113,13 +115,15 @@ class Stack:
         return self.storage.list(f"members/{member_id}/")
 
 
-@pytest.fixture(scope="module")
-def stack(redis_url, jobs_database, s3, tiny_models, tmp_path_factory):
+@contextmanager
+def running_stack(redis_url: str, database_url: str, s3, tiny_models: Path, tmp_path_factory,  # noqa: ANN001
+                  workers: tuple[str, ...] = ("w1", "w2"), **overrides: str) -> Iterator[Stack]:
+    """An API and ``workers`` (one process each) with this module's settings, changed by ``overrides``."""
     data = tmp_path_factory.mktemp("server-data")
     logs = tmp_path_factory.mktemp("logs")
     api_port = free_port()
     values = {
-        "broker_url": redis_url, "database_url": jobs_database, "s3_endpoint_url": s3.endpoint_url,
+        "broker_url": redis_url, "database_url": database_url, "s3_endpoint_url": s3.endpoint_url,
         "s3_access_key": s3.access_key, "s3_secret_key": s3.secret_key, "s3_bucket": s3.bucket,
         "data_dir": str(data), "models_dir": str(tiny_models), "device": "cpu", "threads": "1",
         "api_url": f"http://127.0.0.1:{api_port}", "port": str(api_port),
@@ -127,6 +131,8 @@ def stack(redis_url, jobs_database, s3, tiny_models, tmp_path_factory):
         "unacked_restore_interval_s": "1", "task_time_limit_s": "100", "worker_chunk_delay_s": "0.25",
         "interactive_max_chars": "40", "max_upload_bytes": "1000000", "max_text_chars": "2000",
         "allow_legacy_voices": "true",  # its voices are one-clip uploads, without consent
+        "worker_warmup": "false",  # the first job loads the models; tests/test_lanes.py checks the warm start
+        **overrides,
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECHODIARY_")}
     env.update({f"ECHODIARY_{k.upper()}": v for k, v in values.items()})
@@ -136,8 +142,8 @@ def stack(redis_url, jobs_database, s3, tiny_models, tmp_path_factory):
     try:
         s.others.append(s.spawn("serve", log="api"))
         wait_until(lambda: _healthy(settings.api_url), 60, 0.2, "the API")
-        s.start_worker("w1")
-        s.start_worker("w2")
+        for name in workers:
+            s.start_worker(name)
         made = s.cli("members", "add", "admin", "--admin")
         assert made.returncode == 0, made.stderr
         s.admin = Client(settings.api_url, made.stdout.strip())
@@ -148,6 +154,12 @@ def stack(redis_url, jobs_database, s3, tiny_models, tmp_path_factory):
             text = log.read_text(errors="replace")
             if "Traceback" in text:
                 print(f"--- {log.name}\n{text[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url, jobs_database, s3, tiny_models, tmp_path_factory):
+    with running_stack(redis_url, jobs_database, s3, tiny_models, tmp_path_factory) as s:
+        yield s
 
 
 def _healthy(url: str) -> bool:

@@ -13,6 +13,10 @@ job come back quickly rather than after minutes:
 * on top of the broker, our own lease on the job row, renewed every ``job_heartbeat_s``: a worker
   that vanished entirely is noticed by any other worker's sweep within ``job_lease_s`` +
   ``sweep_interval_s`` and its job is queued again (see :mod:`worker.sweeper`).
+
+Each pool process loads and warms the models as it starts and reports its readiness
+(:mod:`worker.readiness`). Interactive jobs go to the same ``gpu`` queue with a higher priority,
+and a background render gives way to them between batches (:mod:`worker.lanes`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from kombu import Queue
 
 from shared.settings import Settings, get_settings
 from worker.messages import CLEANUP_TASK, CPU, GPU, TASK_FOR_KIND, visibility_timeout
+from worker.readiness import ReadinessStep
 from worker.sweeper import SweeperStep
 
 
@@ -56,6 +61,7 @@ def make_celery(settings: Settings) -> Celery:
     )
     app.settings = settings  # read by the tasks and the sweeper, so a worker has one settings object
     app.steps["worker"].add(SweeperStep)
+    app.steps["worker"].add(ReadinessStep)  # and, on import, the warm start of each pool process
     return app
 
 

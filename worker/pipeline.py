@@ -26,18 +26,22 @@ _engine_key: tuple[str, str] | None = None
 
 
 def get_engine(settings: Settings) -> Any:  # noqa: ANN401 - engine.facade.Engine, imported lazily
-    """The process's engine, loaded on first use."""
+    """The process's engine, loaded on first use (after the warm-up, when one is running)."""
+    with _engine_lock:
+        return _loaded(settings)
+
+
+def _loaded(settings: Settings) -> Any:  # noqa: ANN401 - called holding _engine_lock
     global _engine, _engine_key
     key = (str(settings.models_dir), settings.device)
-    with _engine_lock:
-        if _engine is None or _engine_key != key:
-            from engine.facade import Engine
+    if _engine is None or _engine_key != key:
+        from engine.facade import Engine
 
-            _engine = Engine.load(settings.models_dir, device=settings.device, precision=settings.precision,
-                                  threads=settings.threads, g2pw_dir=settings.g2pw_dir,
-                                  g2pw_tokenizer_dir=settings.g2pw_tokenizer_dir)
-            _engine_key = key
-        return _engine
+        _engine = Engine.load(settings.models_dir, device=settings.device, precision=settings.precision,
+                              threads=settings.threads, g2pw_dir=settings.g2pw_dir,
+                              g2pw_tokenizer_dir=settings.g2pw_tokenizer_dir)
+        _engine_key = key
+    return _engine
 
 
 class WarmCache:
@@ -316,3 +320,37 @@ def finetune(settings: Settings, items: Sequence[tuple[bytes, str, str]], params
     return run_finetune(settings.models_dir, items, params=params,
                         device=settings.device, on_progress=on_progress, should_cancel=should_cancel,
                         base=get_engine(settings).models)
+
+
+WARM_UP_TEXT = "今天天气很好。"
+WARM_UP_TOKENS_PER_PHONE = 2  # enough to run every kernel; a warm-up's audio is thrown away
+
+
+def warm_up(settings: Settings) -> None:
+    """Load the engine and run each model once (an enrollment of a synthetic clip, a short render),
+    so the first real request finds the weights in memory and the kernels compiled. A job that
+    comes meanwhile waits in :func:`get_engine` until this is done, rather than share the models."""
+    with _engine_lock:
+        if _engine is not None:  # a job came first and loaded it: it warms the kernels; never share them
+            return
+        _warm(_loaded(settings))
+
+
+def _warm(engine: Any) -> None:  # noqa: ANN401
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from engine.params import RenderParams
+
+    rate = 32000
+    t = np.arange(3 * rate) / rate
+    phase = 2 * np.pi * np.cumsum(140 + 20 * np.sin(np.pi * t)) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.55 + 0.45 * np.sin(8 * np.pi * t))
+    clip = io.BytesIO()
+    sf.write(clip, (0.2 * voiced).astype(np.float32), rate, format="WAV")
+    profile = engine.enroll(clip.getvalue(), "今天天气很好，我们去公园。", "zh")
+    for _ in engine.stream_pieces(WARM_UP_TEXT, profile, RenderParams(), seed=0,
+                                  token_budget=lambda phones: WARM_UP_TOKENS_PER_PHONE * phones):
+        pass

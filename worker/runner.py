@@ -40,10 +40,13 @@ from worker.cancel import cancel_checker
 from worker.chunks import StorageChunkCache, VoiceChunkCache
 from worker.claim import Lease, LostJob, claim
 from worker.dataset import voice_items
+from worker.lanes import stop_checker
 from worker.progress import progress_writer
 
 log = logging.getLogger(__name__)
+YIELDED = "yielded"  # run_job's outcome when a background job gave way to interactive work
 POISON_EXIT_CODE = 137  # what a SIGKILL-ed process reports, as after an out-of-memory kill
+RESUME_READ_S = 0.05  # how long a resumed attempt waits for more of the earlier pieces (they are all there)
 
 
 class TransientError(Exception):
@@ -68,7 +71,8 @@ class Context:
 
 
 def run_job(backend: Backend, job_id: str, worker: str | None = None) -> str:
-    """Run a job if it can be claimed. Returns what happened: succeeded, failed, cancelled, skipped, lost."""
+    """Run a job if it can be claimed. Returns what happened: succeeded, failed, cancelled, skipped,
+    lost, or yielded (it gave way to interactive work and is queued again, see :mod:`worker.lanes`)."""
     if not keys.is_id(job_id):
         return "skipped"
     db, settings = backend.db, backend.settings
@@ -110,7 +114,7 @@ def _not_stopped(db: Database, job_id: str) -> None:
 
 
 def _run_kind(ctx: Context) -> str:
-    from engine.errors import Cancelled, EngineError
+    from engine.errors import Cancelled, EngineError, Yielded
 
     job, db = ctx.job, ctx.backend.db
     try:
@@ -131,6 +135,8 @@ def _run_kind(ctx: Context) -> str:
         return CANCELLED if ok else "lost"
     except LostJob:
         return "lost"
+    except Yielded:
+        return _give_way(ctx)
     except BaseException as exc:
         if is_transient(exc):
             log.warning("job %s: transient error, giving it back: %s", job.id, exc)
@@ -154,6 +160,21 @@ def _run_kind(ctx: Context) -> str:
             if failed and job.kind == ENROLL and job.voice_id:
                 service.voice_failed(session, job.voice_id, message)
         return FAILED if failed else "lost"
+
+
+def _give_way(ctx: Context) -> str:
+    """Back to queued (chunks kept), published again behind the interactive work that waits."""
+    backend, job = ctx.backend, ctx.job
+    with backend.db.write() as session:
+        dispatch = job_state.give_way(session, job.id, ctx.lease.attempt)
+    if dispatch is None:
+        return "lost"
+    log.info("job %s gives way to interactive work after attempt %d", job.id, ctx.lease.attempt)
+    try:
+        backend.publish(dispatch)
+    except Exception:  # it stays queued and dispatched: the sweep publishes it again
+        log.warning("could not publish job %s again; the sweep will", job.id, exc_info=True)
+    return YIELDED
 
 
 def _voice(session: Session, job: Job) -> Voice:
@@ -196,7 +217,9 @@ def _synthesize(ctx: Context) -> str:
     try:
         return _synthesize_streaming(ctx, channel)
     except Exception as exc:
-        if not (is_transient(exc) or isinstance(exc, LostJob)):  # else another attempt carries on
+        from engine.errors import Yielded
+
+        if not (is_transient(exc) or isinstance(exc, LostJob | Yielded)):  # else another attempt carries on
             _end_stream(channel, ctx.job.id, _stop_reason(exc))
         raise
 
@@ -238,7 +261,8 @@ def _synthesize_streaming(ctx: Context, channel: PieceChannel) -> str:
         try:
             stored = pipeline.render_streaming(
                 settings, job.text or "", profile, params, job.format, job.mark, job.id,
-                on_piece=PiecePublisher(channel, job.id, out), should_cancel=cancel_checker(lease),
+                on_piece=PiecePublisher(channel, job.id, out, resumed=lease.attempt > 1),
+                should_cancel=stop_checker(lease, job, settings.yield_to_interactive),
                 on_progress=progress_writer(lease, settings.worker_chunk_delay_s), chunk_cache=chunks, engine=engine)
         except (Cancelled, EngineError):
             chunks.clear()  # this job will not resume: it ends cancelled or failed
@@ -295,15 +319,37 @@ def _commit(backend: Backend, out: ObjectWriter, key: str, fmt: str, stored: pip
 class PiecePublisher:
     """``on_piece`` for one attempt: each encoded piece to the stored object and, numbered from 0,
     to the job's channel. The channel is for live listeners only: when Redis fails, the job goes on
-    without them (the stored file stays the truth) rather than fail."""
+    without them (the stored file stays the truth) rather than fail.
 
-    def __init__(self, channel: PieceChannel, job_id: str, out: ObjectWriter) -> None:
+    A ``resumed`` attempt (after giving way, or after a crash) makes the same bytes again, but cut
+    into pieces elsewhere (cached chunks come whole): it skips the bytes earlier attempts already
+    published and numbers its pieces on from theirs, so a listener's stream stays the stored file."""
+
+    def __init__(self, channel: PieceChannel, job_id: str, out: ObjectWriter, resumed: bool = False) -> None:
         self.channel, self.job_id, self.out = channel, job_id, out
         self.index = 0
+        self.skip = 0  # bytes of this attempt's stream that listeners already have
         self.live = True
+        if resumed:
+            self._continue_channel()
+
+    def _continue_channel(self) -> None:
+        try:
+            for piece in self.channel.read(self.job_id, block_s=RESUME_READ_S):
+                if piece.end:
+                    break
+                self.index, self.skip = self.index + 1, self.skip + len(piece.data)
+        except Exception:
+            log.warning("job %s: cannot read its earlier pieces; no live stream", self.job_id, exc_info=True)
+            self.live = False
 
     def __call__(self, data: bytes, progress: float) -> None:
         self.out.write(data)
+        if self.skip:
+            dropped = min(self.skip, len(data))
+            data, self.skip = data[dropped:], self.skip - dropped
+        if not data:
+            return
         if self.live:
             try:
                 self.channel.publish(self.job_id, self.index, progress, data)

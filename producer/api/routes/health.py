@@ -6,7 +6,8 @@ from fastapi import APIRouter, Response
 from sqlalchemy import text
 
 from producer.api.deps import BackendDep
-from shared.schemas import Health
+from shared import readiness
+from shared.schemas import Health, WorkerReadiness
 
 router = APIRouter(tags=["health"])
 
@@ -25,13 +26,14 @@ def healthz(response: Response, backend: BackendDep) -> Health:
         storage = True
     except Exception:
         storage = False
-    broker = None
+    broker, workers = None, None
     if settings.broker_url:
         try:
             import redis
 
             redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2).ping()
             broker = True
+            workers = [WorkerReadiness.model_validate(w) for w in readiness.read_all(settings)]
         except Exception:
             broker = False
     g2pw = (settings.g2pw_dir or settings.models_dir / "G2PWModel").is_dir()
@@ -39,4 +41,5 @@ def healthz(response: Response, backend: BackendDep) -> Health:
     if not ok:
         response.status_code = 503
     return Health(status="ok" if ok else "degraded", mode="embedded" if settings.embedded else "server",
-                  database=database, storage=storage, broker=broker, chinese_reader="g2pw" if g2pw else "pypinyin")
+                  database=database, storage=storage, broker=broker, chinese_reader="g2pw" if g2pw else "pypinyin",
+                  workers=workers)
