@@ -60,15 +60,19 @@ def render(api: Api, voice_id: str, **extra) -> np.ndarray:  # noqa: ANN003, F81
 OPENAI_MODEL = "gpt-4o-mini-tts"
 
 
-def openai_style(api: Api, fields: dict) -> str | None:  # noqa: F811
-    """The style the job of an OpenAI-compatible speech request was queued with."""
+def openai_params(api: Api, fields: dict) -> dict:  # noqa: F811
+    """The parameters the job of an OpenAI-compatible speech request was queued with."""
     from shared.tables import Job
 
     r = api.client.post("/v1/audio/speech", json={"model": OPENAI_MODEL, "input": "Hi.", "response_format": "wav",
                                                   **fields}, headers=api.auth)
     assert r.status_code == 200, r.text
     with api.backend.db.read() as session:
-        return session.get(Job, r.headers["X-Job-Id"]).params.get("style")
+        return session.get(Job, r.headers["X-Job-Id"]).params
+
+
+def openai_style(api: Api, fields: dict) -> str | None:  # noqa: F811
+    return openai_params(api, fields).get("style")
 
 
 def style_keys(api: Api) -> list[str]:  # noqa: F811
@@ -108,9 +112,13 @@ def test_a_style_of_the_enrolled_speaker_is_kept_and_syntheses_read_in_it(api): 
     assert openai_style(api, {"voice": "me:enrollment"}) is None
     assert openai_style(api, {"voice": "me", "instructions": " enrollment "}) is None
     assert openai_style(api, {"voice": "me", "instructions": "speak warmly"}) == "温柔"  # other text: the default
+    # no language in OpenAI's requests: a date line a detector calls Japanese is read as Chinese
+    assert openai_params(api, {"voice": "me", "input": "2024年5月2日，晴。"})["text_lang"] == "zh"
+    assert openai_params(api, {"voice": "me", "input": "A quiet day."})["text_lang"] == "en"
     refused = api.client.post("/v1/audio/speech", json={"model": OPENAI_MODEL, "input": "Hi.", "voice": "me:愤怒"},
                               headers=api.auth)
-    assert refused.status_code == 422 and "its styles: enrollment, 温柔" in refused.json()["error"]["message"]
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "voice"
+    assert "its styles: enrollment, 温柔" in refused.json()["error"]["message"]
 
     deleted = api.client.delete(f"/v1/voices/{voice_id}/styles/温柔", headers=api.auth).json()
     assert deleted["objects_deleted"] == 2 and style_keys(api) == []

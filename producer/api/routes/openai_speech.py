@@ -7,6 +7,8 @@ quotas), always in the interactive lane, and its audio streams back as it render
 * ``voice``: one of the member's voice ids or names, or ``voice:style`` for one of its styles.
   ``instructions`` choose a style when they are exactly its name; other instructions are ignored
   (GPT-SoVITS takes its manner from the reference, not from text).
+* ``input``: read as Chinese (with English inside) when it has Han characters, else as English
+  (OpenAI's requests name no language; see :func:`_text_lang`).
 * ``response_format``: mp3, opus (Ogg Opus), flac, wav as they are; pcm is our WAV without its
   header (16-bit mono at 32 kHz, not OpenAI's 24 kHz: ``X-Sample-Rate`` says so). aac is refused:
   the encoders we have (libsndfile) write no AAC.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from typing import Literal
 
@@ -114,7 +117,7 @@ async def _body(request: Request) -> SpeechRequest:
 
 
 def _voice_and_style(backend: Backend, member: Member, voice: str) -> tuple[str, str | None]:
-    """(voice id, style named after a colon or None); the style itself is checked when the job is queued."""
+    """(voice id, style named after a colon or None); an unknown style is OpenAI's 400 on ``voice``."""
     voices = [v for v in service.list_voices(backend, member) if v.status == READY]
     for v in voices:
         if voice in (v.id, v.name):
@@ -122,10 +125,23 @@ def _voice_and_style(backend: Backend, member: Member, voice: str) -> tuple[str,
     name, _, style = voice.rpartition(":")
     for v in voices:
         if name and name in (v.id, v.name):
-            return v.id, style
+            return v.id, _known_style(backend, v.id, v.name, style)
     known = ", ".join(v.name for v in voices) or "none yet: enroll one first"
     raise OpenAIError(404, f"no ready voice of yours is called {voice!r} (your voices: {known})", param="voice",
                       code="voice_not_found")
+
+
+def _style_names(backend: Backend, voice_id: str) -> list[str]:
+    with backend.db.read() as session:
+        return [voice_styles.ENROLLMENT_STYLE, *(style.name for style in voice_styles.ready_styles(session, voice_id))]
+
+
+def _known_style(backend: Backend, voice_id: str, voice_name: str, style: str) -> str:
+    names = _style_names(backend, voice_id)
+    if style not in names:
+        raise OpenAIError(400, f"voice {voice_name!r} has no style {style!r}; its styles: {', '.join(names)}",
+                          param="voice", code="unknown_style")
+    return style
 
 
 def _style_from_instructions(backend: Backend, voice_id: str, instructions: str | None) -> str | None:
@@ -133,9 +149,20 @@ def _style_from_instructions(backend: Backend, voice_id: str, instructions: str 
     wanted = (instructions or "").strip()
     if not wanted:
         return None
-    with backend.db.read() as session:
-        names = [voice_styles.ENROLLMENT_STYLE, *(style.name for style in voice_styles.ready_styles(session, voice_id))]
-    return wanted if wanted in names else None
+    return wanted if wanted in _style_names(backend, voice_id) else None
+
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_KANA_OR_HANGUL = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+
+
+def _text_lang(text: str) -> str:
+    """OpenAI's requests name no language. Han characters read as Chinese with English inside (a
+    language detector takes a line such as "2024年5月2日，" for Japanese); kana or Hangul go to
+    detection, which says plainly that only Chinese and English can be read; else English."""
+    if _KANA_OR_HANGUL.search(text):
+        return "auto"
+    return "zh" if _HAN.search(text) else "en"
 
 
 def _check(body: SpeechRequest) -> None:
@@ -159,7 +186,8 @@ def _submit(backend: Backend, member: Member, body: SpeechRequest) -> listening.
     voice_id, style = _voice_and_style(backend, member, body.voice)
     style = style or _style_from_instructions(backend, voice_id, body.instructions)
     request = SynthesisRequest(text=body.input, voice_id=voice_id, style=style,
-                               format=FORMATS[body.response_format], speed_factor=body.speed, text_lang="auto")
+                               format=FORMATS[body.response_format], speed_factor=body.speed,
+                               text_lang=_text_lang(body.input))
     try:
         job, _ = service.create_synthesis(backend, member, request, lane=INTERACTIVE)
         return listening.open_audio(backend, member, job.id)
