@@ -87,6 +87,7 @@ def through_api(args: argparse.Namespace) -> dict[str, float]:
     import httpx
 
     from ops.bench.api import Bench, wait_for
+    from ops.bench.interactive import restart_api
     from ops.bench.render import synth_reference
 
     bench = Bench(argparse.Namespace(models=args.models, port=args.port, device=args.device))
@@ -96,6 +97,7 @@ def through_api(args: argparse.Namespace) -> dict[str, float]:
         # The bench voice is a one-clip upload of a synthetic signal: it has no consent recording.
         bench.env.update(ECHODIARY_THREADS=str(args.threads), ECHODIARY_INTERACTIVE_MAX_CHARS="100",
                          ECHODIARY_ALLOW_LEGACY_VOICES="true")
+        restart_api(bench, args.port)  # so that it reads the settings above too
         log = (bench.tmp / "worker.log").open("ab")
         bench.procs.append(subprocess.Popen(
             [sys.executable, "-c", "from ops.bench.stream import worker_main; worker_main()", "worker", "--queues",
@@ -115,9 +117,10 @@ def through_api(args: argparse.Namespace) -> dict[str, float]:
             jobs_s.append(_first_byte(bench.http, f"/v1/jobs/{job_id}/audio", start))
             start = time.perf_counter()
             with bench.http.stream("POST", "/v1/audio/speech", json=speech) as response:
-                next(response.iter_raw())
+                received = response.iter_raw()  # one iterator: a second iter_raw() raises StreamConsumed
+                next(received)
                 speech_s.append(time.perf_counter() - start)
-                for _ in response.iter_raw():
+                for _ in received:
                     pass
         figures["POST /v1/audio/speech, first byte (exact)"] = statistics.median(speech_s[1:])
         figures["POST /v1/syntheses + GET /v1/jobs/{id}/audio, first byte (exact)"] = statistics.median(jobs_s[1:])
@@ -133,9 +136,10 @@ def through_api(args: argparse.Namespace) -> dict[str, float]:
 
 def _first_byte(http, path: str, start: float) -> float:  # noqa: ANN001 - httpx.Client
     with http.stream("GET", path) as response:
-        next(response.iter_raw())
+        received = response.iter_raw()
+        next(received)
         elapsed = time.perf_counter() - start
-        for _ in response.iter_raw():
+        for _ in received:
             pass
     return elapsed
 
