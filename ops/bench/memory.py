@@ -1,6 +1,6 @@
 """Peak memory of a render against the diary's length, on tiny random models (issue #15).
 
-    python -m ops.bench.memory                      # 600 and 50,000 characters, CPU, 2 threads
+    python -m ops.bench.memory                      # 600 and 50,000 characters, CPU, 1 thread
     python -m ops.bench.memory --sizes 600 5000 --models DIR
 
 Each diary renders in its own subprocess through the worker's path: ``worker.pipeline.render_streaming``
@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "bench"
@@ -66,10 +67,16 @@ def child(chars: int, data: Path, models: Path, threads: int) -> None:
     with storage.open_writer(KEY, CONTENT_TYPES["wav"]) as out:
         stored = pipeline.render_streaming(settings, diary(chars), profile, params, "wav", MARK, "bench-memory",
                                            on_piece=lambda data, progress: out.write(data),
-                                           on_progress=lambda done, total: None, should_cancel=lambda: False,
+                                           on_progress=partial(_progress, time.perf_counter()),
+                                           should_cancel=lambda: False,
                                            engine=engine)  # fmt: skip
         _commit(SimpleNamespace(storage=storage), out, KEY, "wav", stored)
     print(json.dumps({"duration_s": stored.duration_s, "wall_s": time.perf_counter() - start}), flush=True)
+
+
+def _progress(start: float, done: int, total: int) -> None:
+    if done % 100 == 0 or done == total:
+        print(f"    {done}/{total} chunks, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
 
 def check(data: Path, models: Path) -> None:
@@ -111,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[600, 50_000])
     parser.add_argument("--models", type=Path, default=Path(tempfile.gettempdir()) / "echodiary-bench-tiny-models")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
