@@ -7,8 +7,12 @@ Each diary renders in its own subprocess through the worker's path: ``worker.pip
 (WAV, watermark on, loudness on) into a local storage writer, committed as ``worker.runner._commit``
 does. The parent reads each child's peak RSS (``ru_maxrss`` from ``wait4``), then checks the watermark
 and the AIGC label of the stored result in another subprocess (detection is not part of a render).
-Random weights never say EOS: the engine runs with the harness's token budget (``ops.bench.render.budget``),
-as ops/bench/stream.py does; the text is the reference diary repeated to the wanted length.
+Random weights never say EOS: the engine's token budget is patched in, as ops/bench/stream.py does,
+but to ``TOKENS`` per chunk rather than the harness's 2.5 per phone (``ops.bench.render.budget``),
+and chunks are cut every ~50 characters (``cut2``: 878 chunks at 50,000): with the harness's budget
+50,000 characters are about three hours of audio and take over an hour on two busy cores. The text
+is the reference diary (diary_zh.txt) repeated to the wanted length. One torch thread by default:
+on a shared two-core machine two threads ran three times slower.
 """
 
 from __future__ import annotations
