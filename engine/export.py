@@ -12,6 +12,8 @@ of a job and its stored file are the same computation); ``finish_stored`` then d
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 from contracts import FORMATS
@@ -24,9 +26,11 @@ from engine.watermark.keys import Keyring
 from engine.watermark.labels import AigcLabel
 
 C2PA_FORMATS = ("wav", "flac", "mp3")  # what the C2PA SDK embeds into; Ogg files go unsigned
+STREAM_LABELLED = ("wav",)  # formats whose label StreamedLabel computes as the bytes pass
+WAV_HEADER = 44  # the streamed and stored WAV header (engine.exporting.encoders.wav_header)
 PUSH_SAMPLES = 1 << 16  # export_audio feeds its chain in pieces this long: the split never changes the result
-__all__ = ["C2PA_FORMATS", "FORMATS", "OPUS_RATES", "PEAK_DBFS", "encode", "export_audio", "finish_stored",
-           "limit_peaks", "read_label", "verify_label"]
+__all__ = ["C2PA_FORMATS", "FORMATS", "OPUS_RATES", "PEAK_DBFS", "STREAM_LABELLED", "StreamedLabel", "encode",
+           "export_audio", "finish_stored", "limit_peaks", "read_label", "verify_label"]
 
 
 def export_audio(audio: np.ndarray, sample_rate: int, fmt: str, *, loudness_lufs: float | None = None,
@@ -74,6 +78,49 @@ def finish_stored(exporter: PieceExporter, streamed: bytes, *, keyring: Keyring 
 
         data = c2pa.sign(data, c2pa_signer, key_id=keyring.primary.id if keyring is not None else None, label=aigc)
     return data
+
+
+class StreamedLabel:
+    """The AIGC label of a streamed file, its digest updated as the bytes pass, so that the stored
+    file never has to be in memory: ``update`` each streamed piece, then ``finish`` gives the head
+    that replaces the stream's first bytes (``stored = head + stream[replace:]``), byte for byte
+    what ``finish_stored`` makes from the whole stream.
+
+    WAV only (``STREAM_LABELLED``): its digest covers the data chunk, which follows the header the
+    stored file rewrites. FLAC, Ogg and MP3 (libsndfile rewrites their first frames or the label
+    moves pages) and C2PA (it hashes the whole file) still go through ``finish_stored``.
+    """
+
+    def __init__(self, fmt: str) -> None:
+        if fmt not in STREAM_LABELLED:
+            raise EngineError(f"a {fmt} stream is labelled from its whole file")
+        self._header_left = WAV_HEADER  # streamed header bytes still to come: not audio, not digested
+        self._hash = metadata.content_hasher(fmt)
+        self.data_bytes = 0  # audio bytes digested so far
+
+    def update(self, data: bytes) -> None:
+        skip = min(self._header_left, len(data))
+        self._header_left -= skip
+        audio = memoryview(data)[skip:]
+        self._hash.update(audio)
+        self.data_bytes += len(audio)
+
+    def finish(self, exporter: PieceExporter, *, keyring: Keyring | None, label: AigcLabel | str) -> tuple[bytes, int]:
+        """(head, replace): the stored header with the label, and how many streamed bytes it replaces."""
+        head = exporter.stored_head
+        data_bytes = struct.unpack("<I", head[40:44])[0]
+        if len(head) != WAV_HEADER or data_bytes != self.data_bytes:
+            raise EngineError("the WAV stream does not match its stored header")
+        aigc = label if isinstance(label, AigcLabel) else AigcLabel(produce_id=str(label))
+        if keyring is not None:
+            aigc = aigc.signed(keyring.primary, self._hash.digest())
+        # The label's chunks over a header with no samples yet, then the real sizes (data comes last)
+        labelled = bytearray(metadata.write_label(head[:40] + struct.pack("<I", 0), aigc))
+        if labelled[-8:] != b"data" + bytes(4):
+            raise EngineError("the labelled WAV header does not end with its data chunk")
+        labelled[4:8] = struct.pack("<I", struct.unpack("<I", labelled[4:8])[0] + data_bytes)
+        labelled[-4:] = struct.pack("<I", data_bytes)
+        return bytes(labelled), WAV_HEADER
 
 
 def stored_bytes(exporter: PieceExporter, streamed: bytes) -> bytes:

@@ -175,8 +175,9 @@ class StoredFile:
 
     head: bytes
     replace: int
-    data: bytes  # the whole stored file (the label's digest needs all of it)
+    size: int  # bytes in the stored file
     duration_s: float
+    data: bytes | None = None  # the whole stored file, only when it was built whole (see render_streaming)
 
 
 OnPiece = Callable[[bytes, float], None]
@@ -197,7 +198,7 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
     the export chain has it (lead ``engine.exporting.LEAD_S``): their concatenation is a playable
     file, and the stored one differs from it only in its first bytes (see :class:`StoredFile`)."""
     from engine.audio import SAMPLE_RATE
-    from engine.export import finish_stored
+    from engine.export import STREAM_LABELLED, StreamedLabel, finish_stored
     from engine.exporting import LEAD_S, PieceExporter
     from engine.params import RenderParams
 
@@ -205,11 +206,17 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
     keyring, payload, signer = _marking(settings, mark)
     exporter = PieceExporter(SAMPLE_RATE, fmt, loudness_lufs=settings.loudness_lufs, keyring=keyring,
                              payload=payload, explicit_label=settings.explicit_label, lead_s=LEAD_S)
-    streamed = bytearray()
+    # WAV's label is digested as the bytes pass: nothing grows with the diary. The other formats
+    # and C2PA need the whole file at the end (see engine.export.StreamedLabel).
+    label = StreamedLabel(fmt) if fmt in STREAM_LABELLED and signer is None else None
+    streamed = bytearray() if label is None else None
 
     def emit(data: bytes, progress: float) -> None:
         if data:
-            streamed.extend(data)
+            if label is not None:
+                label.update(data)
+            else:
+                streamed.extend(data)
             on_piece(data, progress)
 
     samples = done = 0
@@ -221,10 +228,14 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
         if piece.last:
             on_progress(done, piece.total)
     emit(exporter.finish(), 1.0)
+    if label is not None:
+        head, replace = label.finish(exporter, keyring=keyring, label=job_id)
+        return StoredFile(head=head, replace=replace, size=len(head) + label.data_bytes,
+                          duration_s=samples / SAMPLE_RATE)  # fmt: skip
     stored = finish_stored(exporter, bytes(streamed), keyring=keyring, label=job_id, c2pa_signer=signer)
     kept = _common_suffix(stored, streamed)
-    return StoredFile(head=stored[:len(stored) - kept], replace=len(streamed) - kept, data=stored,
-                      duration_s=samples / SAMPLE_RATE)
+    return StoredFile(head=stored[:len(stored) - kept], replace=len(streamed) - kept, size=len(stored),
+                      duration_s=samples / SAMPLE_RATE, data=stored)
 
 
 def _common_suffix(a: bytes, b: bytes | bytearray, block: int = 1 << 16) -> int:

@@ -274,7 +274,7 @@ def _synthesize_streaming(ctx: Context, channel: PieceChannel) -> str:
     chunks.clear()  # before the job reads as finished, so a finished job owns exactly one object
     finished = now()
     with backend.db.write() as session:
-        done = job_state.finish(session, job.id, lease.attempt, result_key=key, result_bytes=len(stored.data),
+        done = job_state.finish(session, job.id, lease.attempt, result_key=key, result_bytes=stored.size,
                                chunks_reused=chunks.reused,
                                duration_s=stored.duration_s, finished_at=finished,
                                expires_at=finished + settings.result_ttl_s)
@@ -309,8 +309,8 @@ def _exit_if_poisoned(marker: str | None, job: Job) -> None:
 def _commit(backend: Backend, out: ObjectWriter, key: str, fmt: str, stored: pipeline.StoredFile) -> None:
     """The streamed object with its final head; a head that reaches past what the writer still
     holds (a C2PA manifest rewrites the whole file) is written again in one piece."""
-    if stored.replace <= out.held:
-        out.commit(stored.head, stored.replace)
+    if stored.replace <= out.held or stored.data is None:
+        out.commit(stored.head, stored.replace)  # a WAV head (44 bytes) is always held
     else:
         out.abort()
         backend.storage.put(key, stored.data, CONTENT_TYPES[fmt])

@@ -26,12 +26,14 @@ FEATURE_GROUP = 16  # chunks whose phones and BERT features are computed in one 
 
 @dataclass
 class PlannedChunk:
-    """One chunk while it is rendered: its report, then its features, then its audio."""
+    """One chunk while it is rendered: its report, then its features (until its batch is done), then
+    its audio (until it is played): a render holds a batch's worth, not the diary's."""
 
     report: ChunkReport
     features: TextFeatures | None = None
     seed: int = 0
     audio: np.ndarray | None = None
+    rendered: bool = False  # its batch is done: its features are gone and must not be computed again
 
 
 def draw_seed(params: RenderParams) -> int:
@@ -86,7 +88,7 @@ def feature_groups_of(batch: list[PlannedChunk], todo: list[PlannedChunk]) -> li
         return 0 if i == 0 else 1 + (i - 1) // FEATURE_GROUP
 
     wanted = {group_of(i) for i, c in enumerate(todo) if any(c is b for b in batch)}
-    return [c for i, c in enumerate(todo) if c.features is None and group_of(i) in wanted]
+    return [c for i, c in enumerate(todo) if c.features is None and not c.rendered and group_of(i) in wanted]
 
 
 def token_caps(chunks: list[PlannedChunk], models: Models,

@@ -50,6 +50,8 @@ class RenderStream:
     next_out: int = 0  # the first chunk not yet played
 
     def pieces(self) -> Iterator[AudioPiece]:
+        """Every chunk's audio, in text order. A chunk keeps its features only until its batch is done
+        and its audio only until it is played, so memory is bounded by a batch, not by the diary."""
         todo = [c for c in self.chunks if c.audio is None]
         batches = ramped_batches(todo, self.params.batch_size)
         ge = timbre(self.models, self.profile)
@@ -69,6 +71,7 @@ class RenderStream:
         for chunk in batch:
             started = early if early is not None and early.started and chunk is batch[0] else None
             yield from self._finish(chunk, tokens[chunk.report.index], ge, started)
+            chunk.features, chunk.rendered = None, True  # its vocoding was their last use
             yield from self._ready()
 
     def _early_start(self, head: PlannedChunk, ge: torch.Tensor) -> EarlyStart | None:
@@ -95,13 +98,15 @@ class RenderStream:
         live = chunk is self.chunks[self.next_out]  # everything before it is out: play it as it is vocoded
         parts = yield from self._vocoded(chunk, codes, ge, early, live)
         gap = np.zeros(int(self.params.fragment_interval * SAMPLE_RATE), dtype=np.float32)
-        chunk.audio = np.concatenate([*parts, gap])
-        chunk.report.samples = len(chunk.audio)
+        whole = np.concatenate([*parts, gap])
+        chunk.report.samples = len(whole)
         if self.chunk_cache is not None and early is None:
-            self.chunk_cache.put(chunk.report.id, chunk.audio)
+            self.chunk_cache.put(chunk.report.id, whole)
         if live:
-            yield self._emit(chunk, gap, True)
             self.next_out += 1
+            yield self._emit(chunk, gap, True)
+        else:
+            chunk.audio = whole  # held until its turn (see _ready)
 
     def _vocoded(self, chunk: PlannedChunk, codes: torch.Tensor, ge: torch.Tensor, early: EarlyStart | None,
                  live: bool) -> Generator[AudioPiece, None, list[np.ndarray]]:  # fmt: skip
@@ -123,8 +128,9 @@ class RenderStream:
         """Every chunk whose turn has come and whose audio is already there, whole."""
         while self.next_out < len(self.chunks) and self.chunks[self.next_out].audio is not None:
             chunk = self.chunks[self.next_out]
-            yield self._emit(chunk, chunk.audio, True)
+            whole, chunk.audio = chunk.audio, None  # played: a render holds no audio it has let out
             self.next_out += 1
+            yield self._emit(chunk, whole, True)
 
     def _emit(self, chunk: PlannedChunk, part: np.ndarray, last: bool) -> AudioPiece:
         if self.timings.first_audio_s is None:

@@ -92,10 +92,15 @@ def read_label(data: bytes) -> AigcLabel | None:
         return None
 
 
+def content_hasher(fmt: str) -> hashlib._Hash:
+    """The digest's SHA-256 before any audio: ``content_digest`` and streamed files start from it."""
+    return hashlib.sha256(f"echodiary.content.v1.{fmt}\n".encode())
+
+
 def content_digest(data: bytes) -> bytes:
     """SHA-256 of the coded audio stream, independent of metadata."""
     fmt = _format_or_raise(data)
-    h = hashlib.sha256(f"echodiary.content.v1.{fmt}\n".encode())
+    h = content_hasher(fmt)
     if fmt == "wav":
         for cid, start, size in _riff_chunks(data):
             if cid == b"data":
