@@ -12,14 +12,16 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from celery import bootsteps
-from celery.signals import celeryd_init, worker_process_init
+from celery.signals import celeryd_init
 
 from shared import readiness
 from shared.readiness import FAILED, LOADING, READY
+from shared.service import Backend
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,9 +54,15 @@ class Reporter:
             self.write()
 
 
-def start(settings: Settings, name: str) -> Reporter:
+def process_name() -> str:
+    """This pool process's name in the readiness records: the Celery node and the pid."""
+    return f"{_node['name']}:{os.getpid()}"
+
+
+def start(settings: Settings, name: str, backend: Callable[[], Backend]) -> Reporter:
     """Report ``loading``, then warm up and report ``ready`` (or ``failed``), in a thread: Celery
-    gives a new pool process only a few seconds to finish its init signal."""
+    gives a new pool process only a few seconds to finish its init signal. ``backend`` opens this
+    process's database and storage (for the recently used voices)."""
     reporter = Reporter(settings, name)
     reporter.write()
 
@@ -65,7 +73,7 @@ def start(settings: Settings, name: str) -> Reporter:
         try:
             if settings.worker_warmup:
                 pipeline.warm_up(settings)
-                reporter.record["voices_warmed"] = _warm_voices_or_none(settings)
+                reporter.record["voices_warmed"] = _warm_voices_or_none(settings, backend)
             reporter.set(READY, warm_up_s=round(time.perf_counter() - t0, 3))
         except Exception as exc:  # jobs still run: they load the models themselves, and say why not
             log.exception("warm-up failed")
@@ -76,7 +84,7 @@ def start(settings: Settings, name: str) -> Reporter:
     return reporter
 
 
-def warm_recent_voices(settings: Settings) -> int:
+def warm_recent_voices(settings: Settings, backend: Backend) -> int:
     """Load the profiles of the voices synthesised with most recently into this process's warm
     cache (up to its size), so a restart does not make their next request slower. Returns how many."""
     from sqlalchemy import func, select
@@ -84,11 +92,10 @@ def warm_recent_voices(settings: Settings) -> int:
     from shared.tables import READY as VOICE_READY
     from shared.tables import SYNTHESIS, Job, Voice
     from worker import pipeline
-    from worker.tasks import backend
 
-    storage = backend().storage
+    storage = backend.storage
     last_used = func.max(Job.created_at)
-    with backend().db.read() as session:
+    with backend.db.read() as session:
         rows = session.exec(
             select(Voice.id, Voice.profile_key).join(Job, Job.voice_id == Voice.id)
             .where(Job.kind == SYNTHESIS, Voice.status == VOICE_READY, Voice.profile_key.is_not(None))
@@ -99,10 +106,10 @@ def warm_recent_voices(settings: Settings) -> int:
     return len(rows)
 
 
-def _warm_voices_or_none(settings: Settings) -> int | None:
+def _warm_voices_or_none(settings: Settings, backend: Callable[[], Backend]) -> int | None:
     """Warm voices are a bonus: a database or storage hiccup leaves the worker ready without them."""
     try:
-        return warm_recent_voices(settings)
+        return warm_recent_voices(settings, backend())
     except Exception:
         log.warning("could not preload recently used voices", exc_info=True)
         return None
@@ -111,14 +118,6 @@ def _warm_voices_or_none(settings: Settings) -> int | None:
 @celeryd_init.connect
 def _remember_node(sender: str | None = None, **_: Any) -> None:  # noqa: ANN401
     _node["name"] = sender or _node["name"]
-
-
-@worker_process_init.connect
-def _warm_start(**_: Any) -> None:  # noqa: ANN401
-    from worker.app import app
-
-    if app.settings.broker_url:
-        start(app.settings, f"{_node['name']}:{os.getpid()}")
 
 
 class ReadinessStep(bootsteps.StartStopStep):

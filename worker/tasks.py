@@ -7,9 +7,11 @@ import os
 
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
 
 from shared import job_state, service
 from shared.service import Backend
+from worker import readiness
 from worker.app import app
 from worker.messages import CLEANUP_TASK, TASK_FOR_KIND, publisher
 from worker.outage import gave_up_message, retry_delay
@@ -25,6 +27,13 @@ def backend() -> Backend:
     if _backend is None:
         _backend = service.open_backend(app.settings, publisher(app))
     return _backend
+
+
+@worker_process_init.connect
+def _warm_start(**_: object) -> None:
+    """Each new pool process warms up and reports its readiness (:mod:`worker.readiness`)."""
+    if app.settings.broker_url:
+        readiness.start(app.settings, readiness.process_name(), backend)
 
 
 def _run(task: Task, job_id: str) -> str:
