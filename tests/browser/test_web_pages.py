@@ -40,7 +40,8 @@ def test_the_admin_page_is_for_admins_only(web_server, household, browser_factor
     assert page.locator("#nav a[href='#/admin']").is_visible()
     names = page.locator("#members tbody tr td:first-child").all_inner_texts()
     assert {"Mum", "Kid"} <= set(names)
-    page.locator("#health").get_by_text("embedded").wait_for()
+    page.locator("#health").get_by_text("embedded", exact=True).wait_for()
+    assert "embedded mode" in page.locator("#workers").inner_text()  # no worker processes to list here
     page.locator("#members tr", has_text="Kid").locator("button.invite").click()
     link = page.locator("#invite-link").input_value()
     assert link.startswith(web_server.url + "/#invite=")

@@ -16,6 +16,10 @@ addStrings({
     'admin.health': 'Server', 'admin.mode': 'Mode', 'admin.database': 'Database', 'admin.storagesvc': 'Storage',
     'admin.broker': 'Broker (workers)', 'admin.reader': 'Chinese reader', 'admin.ok': 'ready', 'admin.down': 'unreachable',
     'admin.na': 'not used', 'admin.flower': 'Open Flower (workers and queues)', 'admin.quotas': 'Quotas per member',
+    'admin.workers': 'Workers', 'admin.workers.embedded': 'jobs run in this process (embedded mode)',
+    'admin.workers.none': 'none running: start one with echodiary worker', 'admin.workers.unknown': 'unknown (broker unreachable)',
+    'admin.worker.loading': 'loading the models', 'admin.worker.ready': 'ready', 'admin.worker.failed': 'warm-up failed',
+    'admin.worker.warm': 'warm-up {s} s',
   },
   zh: {
     'admin.title': '家庭管理', 'admin.only': '只有家庭管理员可以查看此页面。',
@@ -27,6 +31,10 @@ addStrings({
     'admin.health': '服务器', 'admin.mode': '模式', 'admin.database': '数据库', 'admin.storagesvc': '存储',
     'admin.broker': '消息队列（工作进程）', 'admin.reader': '中文读音', 'admin.ok': '就绪', 'admin.down': '无法连接',
     'admin.na': '未使用', 'admin.flower': '打开 Flower（工作进程与队列）', 'admin.quotas': '每位成员的配额',
+    'admin.workers': '工作进程', 'admin.workers.embedded': '任务在本进程中运行（内嵌模式）',
+    'admin.workers.none': '没有运行中的工作进程：用 echodiary worker 启动一个', 'admin.workers.unknown': '未知（消息队列无法连接）',
+    'admin.worker.loading': '正在加载模型', 'admin.worker.ready': '就绪', 'admin.worker.failed': '预热失败',
+    'admin.worker.warm': '预热 {s} 秒',
   },
 });
 
@@ -92,7 +100,17 @@ async function healthCard(ctx) {
   const rows = [['admin.mode', health.mode], ['admin.database', state(health.database)],
     ['admin.storagesvc', state(health.storage)], ['admin.broker', state(health.broker)], ['admin.reader', health.chinese_reader]];
   return h('div', { class: 'card', id: 'health' }, h('h2', {}, t('admin.health'), ' ', h('span', { class: `badge ${health.status === 'ok' ? 'ready' : 'failed'}` }, health.status)),
-    h('dl', { class: 'facts' }, rows.flatMap(([k, v]) => [h('dt', {}, t(k)), h('dd', {}, v)])));
+    h('dl', { class: 'facts' }, rows.flatMap(([k, v]) => [h('dt', {}, t(k)), h('dd', {}, v)]),
+      h('dt', {}, t('admin.workers')), h('dd', { id: 'workers' }, workersList(t, health))));
+}
+
+// Each worker process's readiness as /healthz reports it (warm start: loading, ready or failed).
+function workersList(t, health) {
+  if (health.mode === 'embedded') return t('admin.workers.embedded');
+  if (health.workers === null || health.workers === undefined) return t('admin.workers.unknown');
+  if (!health.workers.length) return t('admin.workers.none');
+  return h('ul', {}, health.workers.map((w) => h('li', { class: `worker ${w.state}` }, `${w.name}: ${t(`admin.worker.${w.state}`)}`,
+    w.warm_up_s != null ? ` · ${t('admin.worker.warm', { s: w.warm_up_s.toFixed(1) })}` : '', w.error ? ` · ${w.error}` : '')));
 }
 
 export async function render(root, ctx) {
