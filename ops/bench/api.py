@@ -57,7 +57,9 @@ class Bench:
         self.procs: list[subprocess.Popen] = []
         self.tmp = Path(tempfile.mkdtemp(prefix="echodiary-bench-"))
 
-    def setup(self) -> None:
+    def setup(self, settings: dict[str, str] | None = None) -> None:
+        """Start the API on fresh services; ``settings`` (ECHODIARY_* variables) apply to it and to
+        every process spawned afterwards."""
         import boto3
         import sqlalchemy as sa
         from botocore.config import Config
@@ -92,6 +94,7 @@ class Bench:
             "ECHODIARY_MEMBER_CONCURRENCY": "1000000",  # measure the pipe, not the fairness rule
             "HF_HUB_OFFLINE": "1",
         })
+        self.env.update(settings or {})
         self.procs.append(self.spawn("serve", "--port", str(port)))
         wait_for(lambda: httpx.get(f"{self.api}/healthz").status_code == 200, 60, "the API")
         token = self.cli_run("members", "add", "bench", "--admin").strip()

@@ -21,12 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from ops.bench.stream import REFERENCE
+from ops.bench.stream import REFERENCE, start_worker
 
 DIARY_CHARS = 3000
 
@@ -49,27 +47,6 @@ def diary_text() -> str:
     return (diary * (DIARY_CHARS // len(diary) + 1))[:DIARY_CHARS]
 
 
-def start_worker(bench) -> None:  # noqa: ANN001 - ops.bench.api.Bench
-    log = (bench.tmp / "worker.log").open("ab")
-    bench.procs.append(subprocess.Popen(
-        [sys.executable, "-c", "from ops.bench.stream import worker_main; worker_main()", "worker", "--queues",
-         "gpu,cpu", "--concurrency", "1", "--loglevel", "WARNING", "--name", "interactive@%h"],
-        cwd=Path(__file__).resolve().parents[2], env=bench.env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True))
-
-
-def restart_api(bench, port: int) -> None:  # noqa: ANN001 - ops.bench.api.Bench
-    import httpx
-
-    from ops.bench.api import wait_for
-
-    api = bench.procs.pop(0)  # setup's first process is the API
-    api.terminate()
-    api.wait(30)
-    bench.procs.insert(0, bench.spawn("serve", "--port", str(port)))
-    wait_for(lambda: httpx.get(f"{bench.api}/healthz").status_code == 200, 60, "the API")
-
-
 def measure(args: argparse.Namespace) -> dict[str, float]:
     from ops.bench.api import Bench, wait_for
     from ops.bench.render import synth_reference
@@ -79,13 +56,11 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     bench = Bench(argparse.Namespace(models=args.models, port=args.port, device=args.device))
     figures: dict[str, float] = {}
     try:
-        bench.setup()
-        bench.env.update(ECHODIARY_THREADS=str(args.threads), ECHODIARY_INTERACTIVE_MAX_CHARS="100",
-                         ECHODIARY_ALLOW_LEGACY_VOICES="true", ECHODIARY_WORKER_WARMUP="true",
-                         ECHODIARY_TASK_TIME_LIMIT_S="10800")
-        restart_api(bench, args.port)  # so that it reads the settings above too
+        bench.setup({"ECHODIARY_THREADS": str(args.threads), "ECHODIARY_INTERACTIVE_MAX_CHARS": "100",
+                     "ECHODIARY_ALLOW_LEGACY_VOICES": "true", "ECHODIARY_WORKER_WARMUP": "true",
+                     "ECHODIARY_TASK_TIME_LIMIT_S": "10800"})
         started = time.perf_counter()
-        start_worker(bench)
+        start_worker(bench, "interactive")
         wait_for(lambda: any(w["state"] == "ready" for w in bench.http.get("/healthz").json()["workers"] or []),
                  900, "the worker's warm-up")
         figures["worker start to ready (warm-up included) (s)"] = time.perf_counter() - started

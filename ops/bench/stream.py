@@ -81,28 +81,31 @@ def worker_main() -> None:
     app()
 
 
-def through_api(args: argparse.Namespace) -> dict[str, float]:
+def start_worker(bench, name: str) -> None:  # noqa: ANN001 - ops.bench.api.Bench
+    """One Celery worker process (concurrency 1) with the harness's token budget (:func:`worker_main`)."""
     import subprocess
 
+    log = (bench.tmp / "worker.log").open("ab")
+    bench.procs.append(subprocess.Popen(
+        [sys.executable, "-c", "from ops.bench.stream import worker_main; worker_main()", "worker", "--queues",
+         "gpu,cpu", "--concurrency", "1", "--loglevel", "WARNING", "--name", f"{name}@%h"],
+        cwd=Path(__file__).resolve().parents[2], env=bench.env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True))
+
+
+def through_api(args: argparse.Namespace) -> dict[str, float]:
     import httpx
 
     from ops.bench.api import Bench, wait_for
-    from ops.bench.interactive import restart_api
     from ops.bench.render import synth_reference
 
     bench = Bench(argparse.Namespace(models=args.models, port=args.port, device=args.device))
     figures: dict[str, float] = {}
     try:
-        bench.setup()
         # The bench voice is a one-clip upload of a synthetic signal: it has no consent recording.
-        bench.env.update(ECHODIARY_THREADS=str(args.threads), ECHODIARY_INTERACTIVE_MAX_CHARS="100",
-                         ECHODIARY_ALLOW_LEGACY_VOICES="true")
-        restart_api(bench, args.port)  # so that it reads the settings above too
-        log = (bench.tmp / "worker.log").open("ab")
-        bench.procs.append(subprocess.Popen(
-            [sys.executable, "-c", "from ops.bench.stream import worker_main; worker_main()", "worker", "--queues",
-             "gpu,cpu", "--loglevel", "WARNING", "--name", "stream@%h"], cwd=Path(__file__).resolve().parents[2],
-            env=bench.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        bench.setup({"ECHODIARY_THREADS": str(args.threads), "ECHODIARY_INTERACTIVE_MAX_CHARS": "100",
+                     "ECHODIARY_ALLOW_LEGACY_VOICES": "true"})
+        start_worker(bench, "stream")
         prompt = (REFERENCE / "prompt_text.txt").read_text().strip()
         voice = bench.post("/v1/voices", files={"audio": ("ref.wav", synth_reference())},
                            data={"transcript": prompt, "language": "zh", "name": "bench"})
