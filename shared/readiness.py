@@ -19,6 +19,7 @@ LOADING, READY, FAILED = "loading", "ready", "failed"
 
 
 def client(settings: Settings) -> redis.Redis:
+    """The broker's Redis with short timeouts: a health check must answer even when it is down."""
     return redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
 
 

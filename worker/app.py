@@ -61,7 +61,7 @@ def make_celery(settings: Settings) -> Celery:
     )
     app.settings = settings  # read by the tasks and the sweeper, so a worker has one settings object
     app.steps["worker"].add(SweeperStep)
-    app.steps["worker"].add(ReadinessStep)  # and, on import, the warm start of each pool process
+    app.steps["worker"].add(ReadinessStep)  # each pool process's warm start is in worker.tasks
     return app
 
 

@@ -29,9 +29,7 @@ def healthz(response: Response, backend: BackendDep) -> Health:
     broker, workers = None, None
     if settings.broker_url:
         try:
-            import redis
-
-            redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2).ping()
+            readiness.client(settings).ping()
             broker = True
             workers = [WorkerReadiness.model_validate(w) for w in readiness.read_all(settings)]
         except Exception:

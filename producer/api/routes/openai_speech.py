@@ -40,7 +40,7 @@ from producer.error_status import status_for
 from shared import listening, service, voice_styles
 from shared.schemas import SynthesisRequest
 from shared.service import Backend, ServiceError
-from shared.tables import INTERACTIVE, READY, Member
+from shared.tables import INTERACTIVE, READY, Member, Voice
 
 router = APIRouter(tags=["openai"])
 
@@ -116,40 +116,34 @@ async def _body(request: Request) -> SpeechRequest:
         raise OpenAIError(400, f"{param or 'body'}: {first.get('msg', 'invalid')}", param=param) from exc
 
 
-def _voice_and_style(backend: Backend, member: Member, voice: str) -> tuple[str, str | None]:
-    """(voice id, style named after a colon or None); an unknown style is OpenAI's 400 on ``voice``."""
+def _voice_and_style(backend: Backend, member: Member, voice: str) -> tuple[Voice, str | None]:
+    """(voice, style named after a colon or None); an unknown style is OpenAI's 400 on ``voice``."""
     voices = [v for v in service.list_voices(backend, member) if v.status == READY]
     for v in voices:
         if voice in (v.id, v.name):
-            return v.id, None
+            return v, None
     name, _, style = voice.rpartition(":")
     for v in voices:
         if name and name in (v.id, v.name):
-            return v.id, _known_style(backend, v.id, v.name, style)
+            problem = _style_problem(backend, v, style)
+            if problem:
+                raise OpenAIError(400, problem, param="voice", code="unknown_style")
+            return v, style
     known = ", ".join(v.name for v in voices) or "none yet: enroll one first"
     raise OpenAIError(404, f"no ready voice of yours is called {voice!r} (your voices: {known})", param="voice",
                       code="voice_not_found")
 
 
-def _style_names(backend: Backend, voice_id: str) -> list[str]:
+def _style_problem(backend: Backend, voice: Voice, style: str) -> str | None:
+    """Why ``voice`` has no style ``style`` (the check a queued synthesis makes), or None."""
     with backend.db.read() as session:
-        return [voice_styles.ENROLLMENT_STYLE, *(style.name for style in voice_styles.ready_styles(session, voice_id))]
+        return voice_styles.resolve(session, voice, style)[1]
 
 
-def _known_style(backend: Backend, voice_id: str, voice_name: str, style: str) -> str:
-    names = _style_names(backend, voice_id)
-    if style not in names:
-        raise OpenAIError(400, f"voice {voice_name!r} has no style {style!r}; its styles: {', '.join(names)}",
-                          param="voice", code="unknown_style")
-    return style
-
-
-def _style_from_instructions(backend: Backend, voice_id: str, instructions: str | None) -> str | None:
+def _style_from_instructions(backend: Backend, voice: Voice, instructions: str | None) -> str | None:
     """OpenAI's free-text ``instructions`` choose a style only when they are exactly one's name."""
     wanted = (instructions or "").strip()
-    if not wanted:
-        return None
-    return wanted if wanted in _style_names(backend, voice_id) else None
+    return wanted if wanted and _style_problem(backend, voice, wanted) is None else None
 
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -183,9 +177,9 @@ def _check(body: SpeechRequest) -> None:
 
 def _submit(backend: Backend, member: Member, body: SpeechRequest) -> listening.JobAudio:
     _check(body)
-    voice_id, style = _voice_and_style(backend, member, body.voice)
-    style = style or _style_from_instructions(backend, voice_id, body.instructions)
-    request = SynthesisRequest(text=body.input, voice_id=voice_id, style=style,
+    voice, style = _voice_and_style(backend, member, body.voice)
+    style = style or _style_from_instructions(backend, voice, body.instructions)
+    request = SynthesisRequest(text=body.input, voice_id=voice.id, style=style,
                                format=FORMATS[body.response_format], speed_factor=body.speed,
                                text_lang=_text_lang(body.input))
     try:
