@@ -42,6 +42,7 @@ def test_the_admin_page_is_for_admins_only(web_server, household, browser_factor
     assert {"Mum", "Kid"} <= set(names)
     page.locator("#health").get_by_text("embedded", exact=True).wait_for()
     assert "embedded mode" in page.locator("#workers").inner_text()  # no worker processes to list here
+    assert not page.locator("#main").inner_text().rstrip().endswith("null")  # no Flower link, and no stray text
     page.locator("#members tr", has_text="Kid").locator("button.invite").click()
     link = page.locator("#invite-link").input_value()
     assert link.startswith(web_server.url + "/#invite=")

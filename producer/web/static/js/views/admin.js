@@ -135,6 +135,9 @@ export async function render(root, ctx) {
   h('tbody', {}, household.members.map((m) => memberRow(ctx, m, q, out))));
   root.append(h('div', { class: 'card' }, h('h2', {}, t('admin.members')), table,
     h('p', { class: 'muted' }, `${t('admin.quotas')}: ${q.queued_jobs} · ${q.chars_per_day} · ${formatBytes(q.storage_bytes)}`), out),
-  addForm(ctx, out), await healthCard(ctx),
-  household.flower_url ? h('p', {}, h('a', { href: household.flower_url, target: '_blank', rel: 'noopener noreferrer', id: 'flower' }, t('admin.flower'))) : null);
+  addForm(ctx, out), await healthCard(ctx));
+  // Element.append writes a null as the text "null": the Flower link goes in only when there is one
+  if (household.flower_url) {
+    root.append(h('p', {}, h('a', { href: household.flower_url, target: '_blank', rel: 'noopener noreferrer', id: 'flower' }, t('admin.flower'))));
+  }
 }
