@@ -292,6 +292,20 @@ def _prefill(model: Text2SemanticGPT, request: T2SRequest, cache: KVCache) -> Te
     return model.logits(hidden[:, -1])
 
 
+@torch.inference_mode()
+def teacher_forced_logits(model: Text2SemanticGPT, request: T2SRequest, tokens: Tensor) -> Tensor:
+    """The logits [N, V] the model gives each of ``tokens`` [N] after the request's prefix and the
+    tokens before it, in one pass: how two kernel modes are compared on the same sequence."""
+    device = model.ar_predict_layer.weight.device
+    phones = request.phones.to(device).long()[None]
+    prompt = torch.empty(0, dtype=torch.long) if request.prompt is None else request.prompt.long()
+    audio = torch.cat([prompt, tokens.long()[:-1]]).to(device)[None]
+    x = torch.cat([model.embed_text(phones, request.bert.to(device)[None]), model.embed_audio(audio)], dim=1)
+    cache = KVCache.allocate(model.config, 1, x.shape[1], device, model.dtype)
+    hidden = model(x, cache, prefix_mask(phones.shape[1], audio.shape[1], device))
+    return model.logits(hidden[0, phones.shape[1] + len(prompt) - 1 :]).float()
+
+
 # ---------------------------------------------------------------------------------------------
 # Upstream-compatible loops (parity)
 # ---------------------------------------------------------------------------------------------

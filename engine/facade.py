@@ -41,12 +41,13 @@ class Engine:
     @classmethod
     def load(cls, models_dir: Path, device: str = "auto", precision: str = "auto", version: str | None = None,
              threads: int | None = None, g2pw_dir: Path | None = None,
-             g2pw_tokenizer_dir: Path | None = None) -> Engine:  # fmt: skip
+             g2pw_tokenizer_dir: Path | None = None, matmul: str = "auto") -> Engine:  # fmt: skip
         """``g2pw_dir``/``g2pw_tokenizer_dir``: Chinese polyphone model and its tokenizer (default
-        ``<models>/G2PWModel`` and the models folder's BERT); no such folder reads with pypinyin."""
+        ``<models>/G2PWModel`` and the models folder's BERT); no such folder reads with pypinyin.
+        ``matmul``: the GPT's linear kernels on CPU (:mod:`engine.t2s_kernels`)."""
         set_threads(threads)
         use_g2pw(*g2pw_folders(Path(models_dir), g2pw_dir, g2pw_tokenizer_dir))
-        return cls(Models.from_folder(Path(models_dir), version, device, precision))
+        return cls(Models.from_folder(Path(models_dir), version, device, precision, matmul))
 
     # -- voices -------------------------------------------------------------------------------
     def enroll(self, reference: audio.AudioSource, transcript: str, language: str = "zh",

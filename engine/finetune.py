@@ -244,7 +244,7 @@ def load_finetuned(models_dir: str | Path, data: bytes, device: str = "auto", pr
     sovits.load_weights(s2_ckpt.weight)
     return dataclasses.replace(
         base,
-        t2s=Text2SemanticGPT.from_checkpoint(gpt_ckpt, device=dev, dtype=dtype),
+        t2s=Text2SemanticGPT.from_checkpoint(gpt_ckpt, device=dev, dtype=dtype).use_matmul(base.t2s.matmul_mode),
         max_sec=gpt_ckpt.max_sec,
         sovits=sovits.for_inference().to(device=dev, dtype=dtype),
         model_id=hashlib.sha256(data).hexdigest()[:16],

@@ -22,6 +22,7 @@ from engine.model_files import ModelPaths, find_models
 from engine.sovits.config import SoVITSConfig
 from engine.sovits.model import SoVITS
 from engine.t2s import Text2SemanticGPT
+from engine.t2s_kernels import choose_mode
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -75,11 +76,13 @@ class Models:
         return not model_id or model_id in (self.model_id, self.base_model_id)
 
     @classmethod
-    def load(cls, paths: ModelPaths, device: str = "auto", precision: str = "auto") -> Models:
+    def load(cls, paths: ModelPaths, device: str = "auto", precision: str = "auto", matmul: str = "auto") -> Models:
+        """``matmul``: the GPT's linear kernels (:mod:`engine.t2s_kernels`); ``exact`` for upstream's numbers."""
         dev = resolve_device(device)
         dtype = resolve_dtype(precision, dev)
         gpt_ckpt = load_t2s_checkpoint(paths.gpt)
         t2s = Text2SemanticGPT.from_checkpoint(gpt_ckpt, device=dev, dtype=dtype)
+        t2s.use_matmul(choose_mode(matmul, dev, dtype))
         s2_ckpt = load_sovits_checkpoint(paths.sovits)
         sovits = SoVITS(SoVITSConfig.from_checkpoint_config(s2_ckpt.config, s2_ckpt.version), with_posterior=False)
         sovits.load_weights(s2_ckpt.weight)
@@ -104,5 +107,5 @@ class Models:
 
     @classmethod
     def from_folder(cls, root: Path, version: str | None = None, device: str = "auto",
-                    precision: str = "auto") -> Models:  # fmt: skip
-        return cls.load(find_models(root, version), device, precision)
+                    precision: str = "auto", matmul: str = "auto") -> Models:  # fmt: skip
+        return cls.load(find_models(root, version), device, precision, matmul)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from engine.kv_cache import KVCache
 from engine.t2s_config import T2SConfig
+from engine.t2s_kernels import Kernel, build_kernel
 
 if TYPE_CHECKING:
     from engine.checkpoints import T2SCheckpoint
@@ -67,35 +68,49 @@ class SinePositions(nn.Module):
         return (self.alpha * self.pe[positions])[:, None]
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``F.linear`` that first widens a half-stored weight to the activations' dtype.
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, kernel: Kernel | None = None) -> Tensor:
+    """``F.linear`` that first widens a half-stored weight to the activations' dtype; or the layer's
+    packed ``kernel`` when one is set (:meth:`Text2SemanticGPT.use_matmul`).
 
     See :meth:`Text2SemanticGPT.keep_weights_half`: official files store float16 weights, so widening
     them per use gives exactly the float32 weights upstream computes with, at half the memory traffic.
     """
+    if kernel is not None and not torch.is_grad_enabled():  # training always takes the exact path
+        return kernel(x)
     if weight.dtype != x.dtype:
         weight = weight.to(x.dtype)
     return F.linear(x, weight, bias)
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters, same hooks) that runs its packed ``kernel`` when one is set."""
+
+    kernel: Kernel | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(x, self.weight, self.bias, self.kernel)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with upstream's fused in-projection (q, k, v stacked)."""
+
+    in_kernel: Kernel | None = None
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
-        self.out_proj = nn.Linear(dim, dim)
+        self.out_proj = Linear(dim, dim)
 
     def forward(self, x: Tensor, cache: KVCache, layer: int, mask: Tensor | None) -> Tensor:
         batch, length, dim = x.shape
-        qkv = linear(x, self.in_proj_weight, self.in_proj_bias)
+        qkv = linear(x, self.in_proj_weight, self.in_proj_bias, self.in_kernel)
         qkv = qkv.view(batch, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
         keys, values = cache.append(layer, qkv[1:])
         out = F.scaled_dot_product_attention(qkv[0], keys, values, attn_mask=mask)
         out = out.transpose(1, 2).reshape(batch, length, dim)
-        return linear(out, self.out_proj.weight, self.out_proj.bias)
+        return self.out_proj(out)
 
 
 class Block(nn.Module):
@@ -104,15 +119,14 @@ class Block(nn.Module):
     def __init__(self, dim: int, heads: int, ffn_dim: int) -> None:
         super().__init__()
         self.self_attn = SelfAttention(dim, heads)
-        self.linear1 = nn.Linear(dim, ffn_dim)
-        self.linear2 = nn.Linear(ffn_dim, dim)
+        self.linear1 = Linear(dim, ffn_dim)
+        self.linear2 = Linear(ffn_dim, dim)
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
         self.norm2 = nn.LayerNorm(dim, eps=1e-5)
 
     def forward(self, x: Tensor, cache: KVCache, layer: int, mask: Tensor | None) -> Tensor:
         x = self.norm1(x + self.self_attn(x, cache, layer, mask))
-        hidden = F.relu(linear(x, self.linear1.weight, self.linear1.bias))
-        return self.norm2(x + linear(hidden, self.linear2.weight, self.linear2.bias))
+        return self.norm2(x + self.linear2(F.relu(self.linear1(x))))
 
 
 class Stack(nn.Module):
@@ -124,17 +138,19 @@ class Stack(nn.Module):
 
 
 class Text2SemanticGPT(nn.Module):
+    matmul_mode = "exact"  # see use_matmul
+
     def __init__(self, config: T2SConfig) -> None:
         super().__init__()
         self.config = config
         dim = config.hidden_dim
-        self.bert_proj = nn.Linear(BERT_DIM, dim)
+        self.bert_proj = Linear(BERT_DIM, dim)
         self.ar_text_embedding = TokenEmbedding(config.phoneme_vocab_size, dim)
         self.ar_text_position = SinePositions(dim)
         self.ar_audio_embedding = TokenEmbedding(config.vocab_size, dim)
         self.ar_audio_position = SinePositions(dim)
         self.h = Stack(config)
-        self.ar_predict_layer = nn.Linear(dim, config.vocab_size, bias=False)
+        self.ar_predict_layer = Linear(dim, config.vocab_size, bias=False)
 
     @classmethod
     def from_state_dict(
@@ -192,9 +208,23 @@ class Text2SemanticGPT(nn.Module):
                     param.data = half
         return self
 
+    def use_matmul(self, mode: str) -> Text2SemanticGPT:
+        """Run the linear layers with ``mode``'s kernels (:mod:`engine.t2s_kernels`; ``exact``: F.linear).
+
+        The kernels hold packed copies of the weights: the parameters themselves stay as loaded, so
+        ``state_dict`` and ``exact`` are unchanged, and switching back costs nothing.
+        """
+        for module in self.modules():
+            if isinstance(module, Linear):
+                module.kernel = build_kernel(mode, module.weight, module.bias)
+            elif isinstance(module, SelfAttention):
+                module.in_kernel = build_kernel(mode, module.in_proj_weight, module.in_proj_bias)
+        self.matmul_mode = mode
+        return self
+
     def embed_text(self, phones: Tensor, bert: Tensor) -> Tensor:
         """Phone ids [B, T] and BERT features [B, 1024, T] -> [B, T, D], text positions from 0."""
-        projected = linear(bert.transpose(1, 2).to(self.dtype), self.bert_proj.weight, self.bert_proj.bias)
+        projected = self.bert_proj(bert.transpose(1, 2).to(self.dtype))
         x = self.ar_text_embedding(phones) + projected
         return self.ar_text_position(x)
 
@@ -218,9 +248,7 @@ class Text2SemanticGPT(nn.Module):
 
     def logits(self, hidden: Tensor) -> Tensor:
         head = self.ar_predict_layer
-        if head.weight.dtype == hidden.dtype:
-            return head(hidden)  # through the module, so forward hooks on the head see every step
-        return linear(hidden, head.weight)
+        return head(hidden)  # through the module, so forward hooks on the head see every step
 
 
 def prefix_mask(text_len: int, audio_len: int, device: torch.device | str = "cpu") -> Tensor:

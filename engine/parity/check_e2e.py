@@ -32,7 +32,7 @@ def fixture_engine(folder: Path) -> Engine:
     models = folder / "models"
     paths = ModelPaths(root=models, version="v2", gpt=models / "s1_tiny.ckpt", sovits=models / "s2G_v2_tiny.pth",
                        hubert=models / "chinese-hubert-tiny", bert=models / "chinese-roberta-tiny", speaker=None)  # fmt: skip
-    return Engine(Models.load(paths, device="cpu", precision="fp32"))
+    return Engine(Models.load(paths, device="cpu", precision="fp32", matmul="exact"))
 
 
 def to_int16(audio: np.ndarray) -> torch.Tensor:

@@ -33,6 +33,7 @@ import torch
 
 from engine.decoding import DecodingOptions, T2SRequest, decode, new_generator
 from engine.t2s import T2SConfig, Text2SemanticGPT, random_t2s_weights
+from engine.t2s_kernels import MODES, choose_mode
 
 BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "bench" / "bench_config.json"
 SEED = 0
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", choices=["float16", "float32"], default="float32",
                         help="storage of the linear weights: float32 as upstream keeps them (the engine's default) "
                              "or float16 widened per use (bit-identical results, half the memory)")
+    parser.add_argument("--matmul", choices=MODES, default="exact",
+                        help="the linear layers' kernels (engine.t2s_kernels): exact float32 as upstream, or a fast mode")
     parser.add_argument("--json", type=Path, help="also write the figures here (ops.bench.versus reads them)")
     args = parser.parse_args(argv)
 
@@ -119,10 +122,11 @@ def main(argv: list[str] | None = None) -> None:
 
     dtype = DTYPES[args.dtype]
     model = build_model(args.device, dtype, args.weights == "float16")
+    model.use_matmul(choose_mode(args.matmul, torch.device(args.device), dtype))
     stored = model.h.layers[0].linear1.weight.dtype
     params = sum(p.numel() for p in model.parameters())
     print(f"T2S full size ({params / 1e6:.1f} M params), device={args.device} dtype={dtype} "
-          f"(linear weights stored as {stored}) "
+          f"(linear weights stored as {stored}, matmul {model.matmul_mode}) "
           f"threads={torch.get_num_threads()}, {n} new tokens per row, top_k {options.top_k}, "
           f"rp {options.repetition_penalty}; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     figures: dict[str, dict[str, float]] = {}

@@ -1,0 +1,94 @@
+"""Matrix kernels for the GPT's linear layers on CPU, chosen at start from what the CPU offers.
+
+Decoding one token per step reads every weight once per step, so on a CPU the step is bound by memory
+traffic (300 MB of float32 weights per token) and by how good the BLAS kernel is on that vendor's
+chips; measured on two 2-core machines, float32 ``F.linear`` spends 13 ms of a 17 ms step in matrix
+products on an Intel Xeon and about 38 of 41 ms on an AMD EPYC. Modes (``ops/bench/t2s.py --matmul``,
+its fidelity line says how far each moves the logits from float32):
+
+- ``exact``: float32 weights through ``F.linear``: upstream's numbers; the parity checks use it.
+- ``bf16``: weights packed once for oneDNN in bfloat16; a layer's input is rounded to bfloat16, the
+  products accumulate in float32 and the bias is added in float32. The residual stream, layer norms,
+  attention and sampling stay float32. Half the bytes per step, and native on CPUs with AVX512-BF16
+  or AMX (Intel Sapphire Rapids and later, AMD Zen 4 and later).
+- ``int8``: weights quantized per output row to int8 once, inputs per tensor at every call (PyTorch's
+  dynamic quantization through fbgemm/oneDNN, AVX2 and later; VNNI where present). A quarter of the
+  bytes; the coarsest of the three.
+
+``auto`` takes bf16 where the CPU computes it natively, else int8 where it has AVX2, else exact; on
+GPUs (already half precision) always exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+MODES = ("auto", "exact", "bf16", "int8")
+Kernel = Callable[[Tensor], Tensor]
+
+
+def cpu_offers() -> set[str]:
+    """The instruction-set features the kernels care about, as this process's PyTorch sees them."""
+    checks = {"avx2": torch.cpu._is_avx2_supported, "avx512": torch.cpu._is_avx512_supported,
+              "avx512_bf16": torch.cpu._is_avx512_bf16_supported, "amx": torch.cpu._is_amx_tile_supported,
+              "vnni": torch.cpu._is_vnni_supported}  # fmt: skip
+    return {name for name, check in checks.items() if check()}
+
+
+def choose_mode(requested: str, device: torch.device, dtype: torch.dtype, offers: set[str] | None = None) -> str:
+    """The mode to run: ``requested`` unless it is ``auto``; only float32 CPU models take a fast mode."""
+    if requested not in MODES:
+        raise ValueError(f"t2s matmul mode must be one of {', '.join(MODES)}, got {requested!r}")
+    if device.type != "cpu" or dtype != torch.float32:
+        return "exact"
+    if requested != "auto":
+        return requested
+    offers = cpu_offers() if offers is None else offers
+    if offers & {"avx512_bf16", "amx"} and torch.backends.mkldnn.is_available():
+        return "bf16"
+    if "avx2" in offers and "x86" in torch.backends.quantized.supported_engines:
+        return "int8"
+    return "exact"
+
+
+def bf16_kernel(weight: Tensor, bias: Tensor | None) -> Kernel:
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(torch.bfloat16), None)
+    bias32 = None if bias is None else bias.detach().float()
+
+    def run(x: Tensor) -> Tensor:
+        flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
+        y = torch.ops.mkldnn._linear_pointwise(flat, packed, None, "none", [], "").to(x.dtype)
+        if bias32 is not None:
+            y.add_(bias32)
+        return y.view(*x.shape[:-1], y.shape[-1])
+
+    return run
+
+
+def int8_kernel(weight: Tensor, bias: Tensor | None, reduce_range: bool) -> Kernel:
+    """``reduce_range``: 7-bit inputs, which CPUs without VNNI need to keep their int16 sums from saturating."""
+    w = weight.detach().float()
+    scales = (w.abs().amax(dim=1) / 127).clamp_min(1e-12).double()
+    zeros = torch.zeros(w.shape[0], dtype=torch.long)
+    quantized = torch.quantize_per_channel(w, scales, zeros, 0, torch.qint8)
+    packed = torch.ops.quantized.linear_prepack(quantized, None if bias is None else bias.detach().float())
+
+    def run(x: Tensor) -> Tensor:
+        return torch.ops.quantized.linear_dynamic(x, packed, reduce_range)
+
+    return run
+
+
+def build_kernel(mode: str, weight: Tensor, bias: Tensor | None) -> Kernel | None:
+    """The fast kernel for one layer, or None for ``exact`` (the caller keeps ``F.linear``)."""
+    if mode == "exact":
+        return None
+    if mode == "bf16":
+        return bf16_kernel(weight, bias)
+    if mode == "int8":
+        torch.backends.quantized.engine = "x86"
+        return int8_kernel(weight, bias, reduce_range="vnni" not in cpu_offers())
+    raise ValueError(f"no kernel for mode {mode!r}")
