@@ -14,20 +14,20 @@ SMALL = T2SConfig(hidden_dim=128, num_heads=4, num_layers=4)
 HAS_AVX2 = "avx2" in cpu_offers()
 
 
-def test_auto_takes_bf16_where_the_cpu_has_it_natively():
-    assert choose_mode("auto", CPU, torch.float32, {"avx2", "avx512", "amx"}) == "bf16"
-    assert choose_mode("auto", CPU, torch.float32, {"avx2", "avx512", "avx512_bf16"}) == "bf16"
-
-
-def test_auto_takes_int8_on_avx2_cpus_without_bf16_and_exact_on_older_ones():
+def test_auto_takes_int8_on_every_avx2_cpu():
+    assert choose_mode("auto", CPU, torch.float32, {"avx2", "avx512", "amx", "avx512_bf16", "vnni"}) == "int8"
     assert choose_mode("auto", CPU, torch.float32, {"avx2", "avx512", "vnni"}) == "int8"
     assert choose_mode("auto", CPU, torch.float32, {"avx2"}) == "int8"
+
+
+def test_auto_takes_bf16_without_avx2_where_bf16_is_native_and_exact_on_older_cpus():
+    assert choose_mode("auto", CPU, torch.float32, {"avx512_bf16"}) == "bf16"
     assert choose_mode("auto", CPU, torch.float32, set()) == "exact"
 
 
 def test_gpus_and_half_models_keep_exact_kernels_and_a_named_mode_is_kept():
     assert choose_mode("auto", torch.device("cuda"), torch.float16, {"amx"}) == "exact"
-    assert choose_mode("bf16", CPU, torch.float16, {"amx"}) == "exact"
+    assert choose_mode("bf16", CPU, torch.float16, {"avx2"}) == "exact"
     assert choose_mode("exact", CPU, torch.float32, {"amx"}) == "exact"
     assert choose_mode("int8", CPU, torch.float32, {"amx"}) == "int8"
     with pytest.raises(ValueError, match="auto, exact, bf16, int8"):

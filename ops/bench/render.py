@@ -33,6 +33,7 @@ from engine.facade import Engine
 from engine.model_files import detect_version, init_random
 from engine.params import RenderParams
 from engine.rendering.results import Timings
+from engine.t2s_kernels import MODES
 
 BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "bench"
 UPSTREAM = {
@@ -134,6 +135,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--matmul", default="auto", choices=MODES, help="the GPT's CPU kernels (engine.t2s_kernels)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--skip-3000", action="store_true", help="leave out the 3,000-character diary")
@@ -144,9 +146,10 @@ def main() -> None:
         print(f"writing full-size random v2 models to {args.models} (once) ...", flush=True)
         init_random(args.models, size="full", version="v2", seed=0)
     t0 = time.perf_counter()
-    engine = Engine.load(args.models, device=args.device, precision=args.precision, threads=args.threads)
+    engine = Engine.load(args.models, device=args.device, precision=args.precision, threads=args.threads,
+                         matmul=args.matmul)  # fmt: skip
     print(f"models loaded in {time.perf_counter() - t0:.1f} s on {engine.models.device} "
-          f"({engine.models.dtype}), {args.threads} threads; peak RSS {peak_rss_mb():.0f} MB", flush=True)
+          f"({engine.models.dtype}, GPT matmul {engine.models.t2s.matmul_mode}), {args.threads} threads; peak RSS {peak_rss_mb():.0f} MB", flush=True)
     t0 = time.perf_counter()
     profile = engine.enroll(synth_reference(), (BENCH / "prompt_text.txt").read_text().strip(), "zh")
     print(f"enrollment (HuBERT + BERT of the prompt): {time.perf_counter() - t0:.2f} s, "

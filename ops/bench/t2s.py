@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", choices=["float16", "float32"], default="float32",
                         help="storage of the linear weights: float32 as upstream keeps them (the engine's default) "
                              "or float16 widened per use (bit-identical results, half the memory)")
-    parser.add_argument("--matmul", choices=MODES, default="exact",
+    parser.add_argument("--matmul", choices=MODES, default="auto",
                         help="the linear layers' kernels (engine.t2s_kernels): exact float32 as upstream, or a fast mode")
     parser.add_argument("--json", type=Path, help="also write the figures here (ops.bench.versus reads them)")
     args = parser.parse_args(argv)

@@ -168,13 +168,14 @@ def upstream_part(part: str, python: str, checkout: Path, links: Path, threads: 
     return best
 
 
-def our_part(part: str, models: Path, threads: int) -> dict:
+def our_part(part: str, models: Path, threads: int, matmul: str) -> dict:
     common = ["--threads", str(threads)]
     if part == "t2s":
-        return run_ours("t2s", [*common, "--repeats", "3"])
+        return run_ours("t2s", [*common, "--repeats", "3", "--matmul", matmul])
     if part == "sovits":
         return run_ours("sovits", [*common, "--repeats", "3", "--chunks"])
-    return run_ours("render", [*common, "--models", str(models), "--repeats", "1", "--batches", "8", "--skip-3000"])
+    return run_ours("render", [*common, "--models", str(models), "--repeats", "1", "--batches", "8", "--skip-3000",
+                               "--matmul", matmul])  # fmt: skip
 
 
 ROWS = {"t2s": t2s_rows, "sovits": sovits_rows, "e2e": e2e_rows}
@@ -211,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", type=Path, default=DEFAULT_MODELS)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--matmul", default="auto", choices=["auto", "exact", "bf16", "int8"],
+                        help="our GPT's CPU kernels (engine.t2s_kernels); exact: upstream's float32 numbers")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     args = parser.parse_args(argv)
     if not (HARNESS / "bench_upstream.py").exists():
@@ -226,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
             started, load = time.perf_counter(), os.getloadavg()[0]
             sides = [("upstream", lambda p=part: upstream_part(p, args.upstream_python, args.upstream, links,
                                                                args.threads)),
-                     ("ours", lambda p=part: our_part(p, args.models, args.threads))]
+                     ("ours", lambda p=part: our_part(p, args.models, args.threads, args.matmul))]
             figures = {}
             for name, measure in sides if round_no % 2 == 0 else reversed(sides):
                 figures[name] = measure()
