@@ -21,18 +21,20 @@ from shared.tables import Job, JobChunk
 jobs_database, tiny_models, _member, _wait_for_chunks = (whole_stack.jobs_database, whole_stack.tiny_models,
                                                          whole_stack._member, whole_stack._wait_for_chunks)
 # Background (over interactive_max_chars): 32 one-sentence chunks, batches of 1, 2, 4, 8 and 16 at
-# batch_size 16. Once 16 chunks are out, 15 of the batch of 16 are left, each followed by the
-# stack's worker_chunk_delay_s: seconds of that batch still to go.
+# batch_size 16. Once 16 chunks are out, 15 of the batch of 16 are left, each followed by
+# CHUNK_DELAY_S: about 6 s of that batch still to go when the question is sent.
 DIARY = "".join(f"第{i}句话讲今天的事情。" for i in range(32))
 BATCH_SIZE = 16
 MID_BATCH = 16  # chunks done when the question is sent: the first of the batch of 16 (chunks 15-30)
 QUESTION = "今天天气很好。"  # interactive
+CHUNK_DELAY_S = 0.4
 
 
 @pytest.fixture(scope="module")
 def solo(redis_url, jobs_database, s3, tiny_models, tmp_path_factory):
     with whole_stack.running_stack(redis_url, jobs_database, s3, tiny_models, tmp_path_factory,
-                                   workers=("solo",), worker_warmup="true", worker_ready_heartbeat_s="1") as s:
+                                   workers=("solo",), worker_warmup="true", worker_ready_heartbeat_s="1",
+                                   worker_chunk_delay_s=str(CHUNK_DELAY_S)) as s:
         yield s
 
 
@@ -140,7 +142,7 @@ def test_the_embedded_executor_gives_the_same_guarantee(tmp_data_dir, tiny_model
     from producer.client import EmbeddedClient
 
     settings = embedded_settings(tmp_data_dir, models_dir=tiny_models, device="cpu", threads=1,
-                                 worker_chunk_delay_s=0.2, interactive_max_chars=40)
+                                 worker_chunk_delay_s=CHUNK_DELAY_S, interactive_max_chars=40)
     with EmbeddedClient(settings) as client:
         voice = client.upload_voice(audio_bytes(4.0), "今天天气很好，我们去公园。", "zh", "me")
         assert client.wait(voice.job_id, timeout_s=120).status == "succeeded"
