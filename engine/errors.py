@@ -22,8 +22,3 @@ class ModelsMissing(EngineError):
 class Cancelled(EngineError):
     """Rendering stopped between chunks because the caller asked it to."""
 
-
-class Yielded(Exception):  # noqa: N818 - a stop, not a failure: it is not an EngineError on purpose
-    """Rendering stopped between batches to let more urgent work through; the caller resumes it
-    later (the chunks already finished are in its chunk cache). The engine never raises it itself:
-    a caller's ``should_cancel`` callback does, and the render stream lets it through as it stands."""

@@ -23,7 +23,7 @@ from engine.params import RenderParams
 from engine.profile import VoiceProfile
 from engine.rendering.caches import ChunkCache
 from engine.rendering.early_start import SAMPLE_RATE
-from engine.rendering.planning import draw_seed, plan_chunks, prepare_chunks
+from engine.rendering.planning import PausePoint, draw_seed, plan_chunks, prepare_chunks
 from engine.rendering.results import AudioPiece, ChunkReport, RenderedChunk, RenderResult, Timings
 from engine.rendering.stream import RenderStream
 from engine.runtime import Models, set_threads
@@ -125,6 +125,7 @@ class Engine:
         token_budget: Callable[[int], int] | None = None,
         first_window_frames: int = FIRST_WINDOW_FRAMES,
         early_start: bool = False,
+        pause_point: PausePoint | None = None,
     ) -> Iterator[AudioPiece]:
         """Yield audio in text order as soon as it exists: the first chunk window by window as the
         vocoder finishes each (``first_window_frames`` of 20 ms first), every later chunk whole.
@@ -136,6 +137,8 @@ class Engine:
         ``seed`` overrides ``params.seed`` (a render with seed -1 draws one and passes it here).
         ``token_budget(n_phones) -> n`` is for benchmarks on random weights, which never say EOS: it
         forces EOS after exactly n tokens through the normal stop path and turns the guards off.
+        ``pause_point()`` is called between decoding steps and vocoder windows; it may run other
+        work (another render included) before it returns (see :data:`~engine.rendering.planning.PausePoint`).
         """
         params = params or RenderParams()
         timings = timings if timings is not None else Timings()
@@ -147,5 +150,6 @@ class Engine:
         reports = self.plan(text, profile, params)
         timings.frontend_s += time.perf_counter() - t0
         run = RenderStream(self.models, profile, params, prepare_chunks(reports, seed, chunk_cache), timings,
-                           started_at, chunk_cache, should_cancel, token_budget, first_window_frames, early_start)  # fmt: skip
+                           started_at, chunk_cache, should_cancel, token_budget, first_window_frames, early_start,
+                           pause_point)  # fmt: skip
         yield from run.pieces()

@@ -14,7 +14,7 @@ interactive lane (short entries, enrollments) is published with a higher broker 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from sqlalchemy import and_, case, delete, false, func, or_, select, update
@@ -163,24 +163,17 @@ def release(session: Session, job_id: str, attempt: int) -> bool:
     return result.rowcount == 1
 
 
-def give_way(session: Session, job_id: str, attempt: int) -> Dispatch | None:
-    """running -> queued and dispatched again, for a background render that stops between batches
-    to let interactive work through (see :mod:`worker.lanes`). Not a crash: no stopped attempt is
-    counted, and ``started_at`` and the finished chunks stay. The caller publishes the returned
-    dispatch; if that fails, the sweep's stale-dispatch check publishes it later."""
-    row = session.exec(
-        update(Job).where(_ours(job_id, attempt))
-        .values(status=QUEUED, worker=None, lease_until=None, dispatched_at=now(), redispatch_at=None)
-        .returning(Job.id, Job.kind, Job.queue, Job.priority)
-    ).first()
-    return None if row is None else Dispatch(row.id, row.kind, row.queue, row.priority)
-
-
-def interactive_waiting(session: Session, queue: str) -> bool:
-    """Is an interactive job handed to the broker on ``queue`` and not yet taken by a worker?"""
-    waiting = select(Job.id).where(Job.lane == INTERACTIVE, Job.queue == queue, Job.status == QUEUED,
-                                   Job.dispatched_at.is_not(None)).limit(1)
-    return session.exec(waiting).first() is not None
+def next_interactive(session: Session, queue: str, skip: Collection[str] = ()) -> str | None:
+    """The interactive job handed to the broker on ``queue`` longest ago and not yet taken by a
+    worker (``skip``: ids not to offer again), or None. A paused background render runs it inline
+    (see :mod:`worker.lanes`)."""
+    waiting = (select(Job.id).where(Job.lane == INTERACTIVE, Job.queue == queue, Job.status == QUEUED,
+                                    Job.dispatched_at.is_not(None), Job.cancel_requested.is_(False))
+               .order_by(Job.dispatched_at, Job.id).limit(1))
+    if skip:
+        waiting = waiting.where(Job.id.not_in(list(skip)))
+    row = session.exec(waiting).first()
+    return None if row is None else str(row[0])
 
 
 def fail_queued(session: Session, job_id: str, error: str) -> bool:

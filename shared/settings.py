@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     outage_window_s: float = Field(900.0, ge=0)  # how long a job waits out unreachable storage or database
     job_max_attempts: int = Field(3, ge=1)  # a job whose worker stops this many times fails (a poison job)
     worker_chunk_delay_s: float = 0.0  # a pause after each chunk; only tests that need a slow job set it
-    # A background synthesis gives its worker to waiting interactive jobs between batches (worker/lanes.py).
+    # A background synthesis pauses mid-batch to run waiting interactive jobs inline (worker/lanes.py).
     yield_to_interactive: bool = True
     # Each worker process loads the models and runs one tiny render at start (worker/readiness.py);
     # tests that do not need it turn it off. Readiness is reported in Redis, refreshed every

@@ -1,8 +1,9 @@
 """Issue #14 on a household with one worker process (concurrency 1), through the real stack (API,
 Redis, PostgreSQL, S3, a Celery worker, tiny models): an interactive request submitted while a long
-diary renders starts before the diary finishes, and the diary, which gave way between batches,
-still finishes with exactly one result, its chunks reused and its live stream intact; the worker
-warms up at start and says so in /healthz and in its stats (Flower)."""
+diary is in the middle of a batch runs, start to finish, while that batch is paused (no chunk of
+the diary finishes meanwhile) and before the batch ends; the diary then goes on in the same
+attempt and finishes with exactly one result and its live stream intact. The worker warms up at
+start and says so in /healthz and in its stats (Flower)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,30 @@ import httpx
 import pytest
 import test_worker_integration as whole_stack
 from jobs_fixtures import audio_bytes, wait_until
+from sqlmodel import select
 from test_streaming import Listener
 
-from shared.tables import Job
+from engine.rendering.planning import ramped_batches
+from shared.db import Database
+from shared.tables import Job, JobChunk
 
 jobs_database, tiny_models, _member, _wait_for_chunks = (whole_stack.jobs_database, whole_stack.tiny_models,
                                                          whole_stack._member, whole_stack._wait_for_chunks)
-DIARY = "".join(f"第{i}句话讲今天的事情。" for i in range(10))  # background: over interactive_max_chars
+# Background (over interactive_max_chars): 32 one-sentence chunks, batches of 1, 2, 4, 8 and 16 at
+# batch_size 16. Once 16 chunks are out, 15 of the batch of 16 are left, each followed by
+# CHUNK_DELAY_S: about 6 s of that batch still to go when the question is sent.
+DIARY = "".join(f"第{i}句话讲今天的事情。" for i in range(32))
+BATCH_SIZE = 16
+MID_BATCH = 16  # chunks done when the question is sent: the first of the batch of 16 (chunks 15-30)
 QUESTION = "今天天气很好。"  # interactive
+CHUNK_DELAY_S = 0.4
 
 
 @pytest.fixture(scope="module")
 def solo(redis_url, jobs_database, s3, tiny_models, tmp_path_factory):
     with whole_stack.running_stack(redis_url, jobs_database, s3, tiny_models, tmp_path_factory,
-                                   workers=("solo",), worker_warmup="true", worker_ready_heartbeat_s="1") as s:
+                                   workers=("solo",), worker_warmup="true", worker_ready_heartbeat_s="1",
+                                   worker_chunk_delay_s=str(CHUNK_DELAY_S)) as s:
         yield s
 
 
@@ -50,29 +61,57 @@ def test_the_worker_warms_up_at_start_and_reports_ready(solo):
     assert [p["state"] for p in processes] == ["ready"] and processes[0]["name"] == ready[0]["name"]
 
 
-def test_an_interactive_request_does_not_wait_behind_a_diary_on_the_only_worker(solo, ann):
+def _chunks_finished(db: Database, job_id: str) -> dict[int, float]:
+    """When each chunk of a job was recorded as finished, by chunk index."""
+    with db.read() as session:
+        return {c.index: c.finished_at for c in session.exec(select(JobChunk).where(JobChunk.job_id == job_id))}
+
+
+def _batch_numbers(total: int, batch_size: int) -> dict[int, int]:
+    """Which batch the engine renders each chunk of a fresh render in, by chunk index."""
+    batches = ramped_batches(list(range(total)), batch_size)
+    return {index: n for n, batch in enumerate(batches) for index in batch}
+
+
+def assert_ran_mid_batch(db: Database, diary: Job, question: Job) -> None:
+    """The question ran while the diary was paused inside one batch: no diary chunk finished from
+    the question's start to its end, and the chunks just before and just after it share a batch (had
+    the diary given way between batches instead, the question would wait for the batch's end)."""
+    finished = _chunks_finished(db, diary.id)
+    assert sorted(finished) == list(range(diary.progress_total))
+    before = max(i for i, t in finished.items() if t < question.started_at)
+    after = min(i for i, t in finished.items() if t > question.finished_at)
+    assert after == before + 1, f"diary chunks {before + 1}..{after - 1} finished while the question ran"
+    batch = _batch_numbers(diary.progress_total, BATCH_SIZE)
+    assert batch[before] == batch[after], f"the question ran between batches (after chunk {before})"
+    assert before >= MID_BATCH - 1 and batch[before] == batch[MID_BATCH - 1]  # the batch it was sent in
+
+
+def test_an_interactive_request_runs_in_the_middle_of_a_diary_batch_on_the_only_worker(solo, ann):
     client, voice_id = ann
-    diary_id = client.synthesize(DIARY, voice_id, format="wav", seed=5, batch_size=2).job_id
+    diary_id = client.synthesize(DIARY, voice_id, format="wav", seed=5, batch_size=BATCH_SIZE).job_id
     listener = Listener(client, diary_id)
     listener.start()
-    _wait_for_chunks(client, diary_id, 2)
-    question = client.synthesize(QUESTION, voice_id, format="wav").job_id
-    answered = client.wait(question, timeout_s=60, poll_s=0.1)
-    assert answered.status == "succeeded" and client.job(question).lane == "interactive"
-    diary = client.job(diary_id)
-    assert diary.status in ("queued", "running"), "the diary finished before the interactive job ran"
+    _wait_for_chunks(client, diary_id, MID_BATCH)
+    question_id = client.synthesize(QUESTION, voice_id, format="wav").job_id
+    answered = client.wait(question_id, timeout_s=60, poll_s=0.1)
+    assert answered.status == "succeeded" and answered.lane == "interactive", answered.error
+    assert client.job(diary_id).status == "running"  # it was paused, never stopped
 
-    diary = client.wait(diary_id, timeout_s=120, poll_s=0.2)
+    diary = client.wait(diary_id, timeout_s=180, poll_s=0.2)
     assert diary.status == "succeeded", diary.error
-    assert answered.started_at < diary.finished_at
-    row = solo.job_row(diary_id)
-    assert row.attempt >= 2 and row.stopped_attempts == 0  # it gave way: no crash was counted
-    assert row.chunks_reused > 0
-    member = row.member_id
-    assert [k for k in solo.objects(member) if diary_id in k] == [row.result_key]  # one result, no chunks left
+    row, question = solo.job_row(diary_id), solo.job_row(question_id)
+    assert_ran_mid_batch(solo.db, row, question)
+    assert row.attempt == 1 and row.stopped_attempts == 0 and row.chunks_reused == 0  # one attempt, no crash
+    assert question.attempt == 1 and question.stopped_attempts == 0
+    for job in (row, question):  # each has exactly its one result object, and its stream is it
+        assert [k for k in solo.objects(job.member_id) if job.id in k] == [job.result_key]
     stored = solo.storage.get(row.result_key)
-    streamed = listener.result()  # heard across the hand-over: still exactly the stored audio
+    streamed = listener.result()  # heard across the pause: exactly the stored audio (its head has the label)
     assert streamed[:4] == b"RIFF" and stored.endswith(streamed[44:])
+    heard = Listener(client, question_id)
+    heard.start()
+    assert solo.storage.get(question.result_key).endswith(heard.result()[44:])
 
 
 def test_a_resumed_attempt_continues_the_live_stream_after_the_bytes_already_published(tmp_path):
@@ -96,23 +135,37 @@ def test_a_resumed_attempt_continues_the_live_stream_after_the_bytes_already_pub
     assert b"".join(p.data for p in channel.read("job", block_s=0.1)) == b"RIFF123456"
 
 
-@pytest.mark.slow  # ~30 s (its own model load): the same run_job as above, another queue in front of it
+@pytest.mark.slow  # ~40 s (its own model load): the same run_job and pause point, another queue in front
 def test_the_embedded_executor_gives_the_same_guarantee(tmp_data_dir, tiny_models):
     from jobs_fixtures import embedded_settings
 
     from producer.client import EmbeddedClient
 
     settings = embedded_settings(tmp_data_dir, models_dir=tiny_models, device="cpu", threads=1,
-                                 worker_chunk_delay_s=0.2, interactive_max_chars=40)
+                                 worker_chunk_delay_s=CHUNK_DELAY_S, interactive_max_chars=40)
     with EmbeddedClient(settings) as client:
         voice = client.upload_voice(audio_bytes(4.0), "今天天气很好，我们去公园。", "zh", "me")
         assert client.wait(voice.job_id, timeout_s=120).status == "succeeded"
-        diary_id = client.synthesize(DIARY, voice.voice_id, format="wav", seed=5, batch_size=2).job_id
-        _wait_for_chunks(client, diary_id, 2)
-        question = client.wait(client.synthesize(QUESTION, voice.voice_id).job_id, timeout_s=60, poll_s=0.1)
-        assert question.status == "succeeded" and client.job(diary_id).status in ("queued", "running")
-        diary = client.wait(diary_id, timeout_s=120, poll_s=0.2)
-        assert diary.status == "succeeded" and question.started_at < diary.finished_at
-        with client.backend.db.read() as session:
-            row = session.get(Job, diary_id)
-        assert row.attempt >= 2 and row.stopped_attempts == 0 and row.chunks_reused > 0
+        diary_id = client.synthesize(DIARY, voice.voice_id, format="wav", seed=5, batch_size=BATCH_SIZE).job_id
+        _wait_for_chunks(client, diary_id, MID_BATCH)
+        question_id = client.synthesize(QUESTION, voice.voice_id).job_id
+        assert client.wait(question_id, timeout_s=60, poll_s=0.1).status == "succeeded"
+        assert client.job(diary_id).status == "running"
+        assert client.wait(diary_id, timeout_s=180, poll_s=0.2).status == "succeeded"
+        db = client.backend.db
+        with db.read() as session:
+            row, question = session.get(Job, diary_id), session.get(Job, question_id)
+        assert_ran_mid_batch(db, row, question)
+        assert row.attempt == 1 and row.stopped_attempts == 0 and row.chunks_reused == 0
+
+
+def test_with_yield_to_interactive_off_a_diary_never_pauses(tmp_path):
+    from worker.claim import Lease
+    from worker.lanes import pause_point
+
+    diary = Job(member_id="m", kind="synthesis", lane="background", queue="gpu")
+    lease = Lease(Database(f"sqlite:///{tmp_path}/jobs.db"), diary.id, 1, 3.0)  # not entered: no heartbeat
+    assert pause_point(lease, diary, enabled=False, run=lambda job_id: "succeeded") is None
+    question = Job(member_id="m", kind="synthesis", lane="interactive", queue="gpu")
+    assert pause_point(lease, question, enabled=True, run=lambda job_id: "succeeded") is None  # never nested
+    assert pause_point(lease, diary, enabled=True, run=lambda job_id: "succeeded") is not None

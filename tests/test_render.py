@@ -294,3 +294,30 @@ def test_a_tiny_v2pro_folder_enrolls_and_renders_with_a_speaker_vector(tmp_path)
     assert voice.sv_embs is not None and voice.sv_embs[0].shape == (1, 20480)
     result = pro.render("今天早上七点起床。", voice, RenderParams(seed=1, max_retries=0))
     assert result.duration_s > 0 and np.isfinite(result.audio).all()
+
+
+def test_a_render_paused_mid_decode_for_another_render_goes_on_exactly_where_it_was(engine, voice_a):
+    """The pause point (issue #14): called after every decoding step, and another render on the same
+    models run inside it changes neither render's audio."""
+    question = "你好，今天怎么样？"
+    params = RenderParams(seed=4, batch_size=4, top_k=5)
+
+    def audio_of(text: str, **kwargs) -> np.ndarray:
+        return np.concatenate([p.audio for p in engine.stream_pieces(text, voice_a, params, **kwargs)])
+
+    diary_alone, question_alone = audio_of(DIARY), audio_of(question)
+    calls: list[int] = []
+    inside: list[np.ndarray] = []
+
+    def pause() -> None:
+        calls.append(len(calls))
+        if len(calls) == 40:  # during the first chunk's decode: one call before its batch, then one per step
+            inside.append(audio_of(question))
+
+    paused_pieces = list(engine.stream_pieces(DIARY, voice_a, params, pause_point=pause))
+    paused = np.concatenate([p.audio for p in paused_pieces])
+    tokens = sum({p.report.index: p.report.tokens for p in paused_pieces}.values())
+    assert len(calls) >= tokens  # once per decoding step at least
+    assert paused_pieces[0].report.tokens > 40  # so the other render ran in the middle of a decode
+    assert np.array_equal(paused, diary_alone)
+    assert len(inside) == 1 and np.array_equal(inside[0], question_alone)

@@ -16,7 +16,7 @@ job come back quickly rather than after minutes:
 
 Each pool process loads and warms the models as it starts and reports its readiness
 (:mod:`worker.readiness`). Interactive jobs go to the same ``gpu`` queue with a higher priority,
-and a background render gives way to them between batches (:mod:`worker.lanes`).
+and a background render pauses mid-batch to run them inline (:mod:`worker.lanes`).
 """
 
 from __future__ import annotations

@@ -193,10 +193,12 @@ def job_seed(params: dict[str, Any], job_id: str) -> int:
 def render_streaming(settings: Settings, text: str, profile: Any, params: dict[str, Any], fmt: str,  # noqa: ANN401
                      mark: int | None, job_id: str, on_piece: OnPiece, on_progress: Callable[[int, int], None],
                      should_cancel: Callable[[], bool], chunk_cache: Any = None,  # noqa: ANN401
-                     engine: Any = None) -> StoredFile:  # noqa: ANN401
+                     engine: Any = None, pause_point: Callable[[], None] | None = None) -> StoredFile:  # noqa: ANN401
     """Like :func:`render`, but each encoded piece goes to ``on_piece(bytes, progress)`` as soon as
     the export chain has it (lead ``engine.exporting.LEAD_S``): their concatenation is a playable
-    file, and the stored one differs from it only in its first bytes (see :class:`StoredFile`)."""
+    file, and the stored one differs from it only in its first bytes (see :class:`StoredFile`).
+    ``pause_point`` is the engine's (:data:`engine.rendering.planning.PausePoint`): the render calls
+    it between decoding steps and may run other work inside it (see :mod:`worker.lanes`)."""
     from engine.audio import SAMPLE_RATE
     from engine.export import STREAM_LABELLED, StreamedLabel, finish_stored
     from engine.exporting import LEAD_S, PieceExporter
@@ -221,7 +223,8 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
 
     samples = done = 0
     for piece in engine.stream_pieces(text, profile, RenderParams(**params), should_cancel=should_cancel,
-                                      chunk_cache=chunk_cache, seed=job_seed(params, job_id)):
+                                      chunk_cache=chunk_cache, seed=job_seed(params, job_id),
+                                      pause_point=pause_point):
         samples += piece.audio.shape[0]
         done += piece.last
         emit(exporter.push(piece.audio), done / piece.total)

@@ -40,11 +40,10 @@ from worker.cancel import cancel_checker
 from worker.chunks import StorageChunkCache, VoiceChunkCache
 from worker.claim import Lease, LostJob, claim
 from worker.dataset import voice_items
-from worker.lanes import stop_checker
+from worker.lanes import pause_point
 from worker.progress import progress_writer
 
 log = logging.getLogger(__name__)
-YIELDED = "yielded"  # run_job's outcome when a background job gave way to interactive work
 POISON_EXIT_CODE = 137  # what a SIGKILL-ed process reports, as after an out-of-memory kill
 RESUME_READ_S = 0.05  # how long a resumed attempt waits for more of the earlier pieces (they are all there)
 
@@ -71,8 +70,9 @@ class Context:
 
 
 def run_job(backend: Backend, job_id: str, worker: str | None = None) -> str:
-    """Run a job if it can be claimed. Returns what happened: succeeded, failed, cancelled, skipped,
-    lost, or yielded (it gave way to interactive work and is queued again, see :mod:`worker.lanes`)."""
+    """Run a job if it can be claimed. Returns what happened: succeeded, failed, cancelled, skipped
+    or lost. A background synthesis may run waiting interactive jobs inline, through this very
+    function, while it pauses (see :mod:`worker.lanes`)."""
     if not keys.is_id(job_id):
         return "skipped"
     db, settings = backend.db, backend.settings
@@ -114,7 +114,7 @@ def _not_stopped(db: Database, job_id: str) -> None:
 
 
 def _run_kind(ctx: Context) -> str:
-    from engine.errors import Cancelled, EngineError, Yielded
+    from engine.errors import Cancelled, EngineError
 
     job, db = ctx.job, ctx.backend.db
     try:
@@ -135,8 +135,6 @@ def _run_kind(ctx: Context) -> str:
         return CANCELLED if ok else "lost"
     except LostJob:
         return "lost"
-    except Yielded:
-        return _give_way(ctx)
     except BaseException as exc:
         if is_transient(exc):
             log.warning("job %s: transient error, giving it back: %s", job.id, exc)
@@ -160,21 +158,6 @@ def _run_kind(ctx: Context) -> str:
             if failed and job.kind == ENROLL and job.voice_id:
                 service.voice_failed(session, job.voice_id, message)
         return FAILED if failed else "lost"
-
-
-def _give_way(ctx: Context) -> str:
-    """Back to queued (chunks kept), published again behind the interactive work that waits."""
-    backend, job = ctx.backend, ctx.job
-    with backend.db.write() as session:
-        dispatch = job_state.give_way(session, job.id, ctx.lease.attempt)
-    if dispatch is None:
-        return "lost"
-    log.info("job %s gives way to interactive work after attempt %d", job.id, ctx.lease.attempt)
-    try:
-        backend.publish(dispatch)
-    except Exception:  # it stays queued and dispatched: the sweep publishes it again
-        log.warning("could not publish job %s again; the sweep will", job.id, exc_info=True)
-    return YIELDED
 
 
 def _voice(session: Session, job: Job) -> Voice:
@@ -217,9 +200,7 @@ def _synthesize(ctx: Context) -> str:
     try:
         return _synthesize_streaming(ctx, channel)
     except Exception as exc:
-        from engine.errors import Yielded
-
-        if not (is_transient(exc) or isinstance(exc, LostJob | Yielded)):  # else another attempt carries on
+        if not (is_transient(exc) or isinstance(exc, LostJob)):  # else another attempt carries on
             _end_stream(channel, ctx.job.id, _stop_reason(exc))
         raise
 
@@ -262,8 +243,9 @@ def _synthesize_streaming(ctx: Context, channel: PieceChannel) -> str:
             stored = pipeline.render_streaming(
                 settings, job.text or "", profile, params, job.format, job.mark, job.id,
                 on_piece=PiecePublisher(channel, job.id, out, resumed=lease.attempt > 1),
-                should_cancel=stop_checker(lease, job, settings.yield_to_interactive),
-                on_progress=progress_writer(lease, settings.worker_chunk_delay_s), chunk_cache=chunks, engine=engine)
+                should_cancel=cancel_checker(lease), on_progress=progress_writer(lease, settings.worker_chunk_delay_s),
+                chunk_cache=chunks, engine=engine,
+                pause_point=pause_point(lease, job, settings.yield_to_interactive, lambda i: run_job(backend, i)))
         except (Cancelled, EngineError):
             chunks.clear()  # this job will not resume: it ends cancelled or failed
             raise
@@ -321,7 +303,7 @@ class PiecePublisher:
     to the job's channel. The channel is for live listeners only: when Redis fails, the job goes on
     without them (the stored file stays the truth) rather than fail.
 
-    A ``resumed`` attempt (after giving way, or after a crash) makes the same bytes again, but cut
+    A ``resumed`` attempt (after a crash, or a lease lost to a stall) makes the same bytes again, cut
     into pieces elsewhere (cached chunks come whole): it skips the bytes earlier attempts already
     published and numbers its pieces on from theirs, so a listener's stream stays the stored file."""
 

@@ -23,6 +23,11 @@ from engine.text_features import TextFeatures
 
 FEATURE_GROUP = 16  # chunks whose phones and BERT features are computed in one call
 
+# A render's pause point: called between decoding steps and vocoder windows (many times a second,
+# so it must be cheap when it has nothing to do). It may do other work there, even another render
+# on the same models, and the render goes on exactly where it was when it returns.
+PausePoint = Callable[[], None]
+
 
 @dataclass
 class PlannedChunk:

@@ -14,7 +14,7 @@ from engine.decoding import DecodeState, DecodingOptions, T2SRequest, T2SResult,
 from engine.params import RenderParams
 from engine.profile import VoiceProfile
 from engine.rendering.early_start import EarlyStart
-from engine.rendering.planning import PlannedChunk, token_caps
+from engine.rendering.planning import PausePoint, PlannedChunk, token_caps
 from engine.rendering.results import Timings
 from engine.runtime import Models
 
@@ -24,18 +24,21 @@ RETRY_TOP_K = 5  # retries after greedy decoding must sample, or they would repe
 
 def semantic_tokens(models: Models, batch: list[PlannedChunk], profile: VoiceProfile, params: RenderParams,
                     timings: Timings, token_budget: Callable[[int], int] | None,
-                    early: EarlyStart | None = None) -> Generator[np.ndarray, None, dict[int, torch.Tensor]]:  # fmt: skip
+                    early: EarlyStart | None = None,
+                    pause: PausePoint | None = None) -> Generator[np.ndarray, None, dict[int, torch.Tensor]]:  # fmt: skip
     """Semantic tokens of each chunk (by chunk index, the generator's return value): one batched
     decode, then the guards' retries. Yields the early audio of ``early`` when it starts.
-    ``token_budget`` (benchmarks) turns the guards off."""
+    ``token_budget`` (benchmarks) turns the guards off. ``pause`` is called after every decoding step."""
     options = DecodingOptions(params.top_k, params.top_p, params.temperature, params.repetition_penalty)
-    results = yield from decode_batch(models, batch, profile, options, batch[0].seed, timings, token_budget, early)
+    results = yield from decode_batch(models, batch, profile, options, batch[0].seed, timings, token_budget, early,
+                                      pause)  # fmt: skip
     tokens = {c.report.index: r.tokens for c, r in zip(batch, results, strict=True)}
     if token_budget is None:
         if options.top_k == 1:
             options = DecodingOptions(RETRY_TOP_K, params.top_p, params.temperature, params.repetition_penalty)
         for chunk, result in zip(batch, results, strict=True):
-            tokens[chunk.report.index] = yield from _guarded(models, chunk, result, profile, options, params, timings)
+            tokens[chunk.report.index] = yield from _guarded(models, chunk, result, profile, options, params, timings,
+                                                             pause)  # fmt: skip
     for chunk in batch:
         codes = tokens[chunk.report.index]
         chunk.report.tokens = len(codes)
@@ -45,7 +48,7 @@ def semantic_tokens(models: Models, batch: list[PlannedChunk], profile: VoicePro
 
 def _guarded(models: Models, chunk: PlannedChunk, result: T2SResult, profile: VoiceProfile,
              options: DecodingOptions, params: RenderParams,
-             timings: Timings) -> Generator[np.ndarray, None, torch.Tensor]:  # fmt: skip
+             timings: Timings, pause: PausePoint | None = None) -> Generator[np.ndarray, None, torch.Tensor]:  # fmt: skip
     """The chunk's tokens once the guards accept them, retrying with other seeds up to
     ``params.max_retries`` times; if no attempt passes, the best flawed one (noted in the report)."""
     best = result.tokens
@@ -56,7 +59,7 @@ def _guarded(models: Models, chunk: PlannedChunk, result: T2SResult, profile: Vo
         chunk.report.problems.append(verdict.problem or "")
         chunk.report.retries += 1
         seed = (chunk.seed + attempt * RETRY_SEED_STEP) % 2**63
-        retried = (yield from decode_batch(models, [chunk], profile, options, seed, timings, None))[0]
+        retried = (yield from decode_batch(models, [chunk], profile, options, seed, timings, None, None, pause))[0]
         verdict = guards.judge(retried.tokens, chunk.report.phones, retried.hit_cap)
         if verdict.ok or _better(retried.tokens, best):
             best = retried.tokens
@@ -67,9 +70,11 @@ def _guarded(models: Models, chunk: PlannedChunk, result: T2SResult, profile: Vo
 
 def decode_batch(models: Models, chunks: list[PlannedChunk], profile: VoiceProfile, options: DecodingOptions,
                  seed: int, timings: Timings, token_budget: Callable[[int], int] | None,
-                 early: EarlyStart | None = None) -> Generator[np.ndarray, None, list[T2SResult]]:  # fmt: skip
+                 early: EarlyStart | None = None,
+                 pause: PausePoint | None = None) -> Generator[np.ndarray, None, list[T2SResult]]:  # fmt: skip
     """One batched T2S call; caps from the phone counts (or the benchmark budget). Returns the
-    results; yields ``early``'s audio if it starts during the decode (its time is not T2S time)."""
+    results; yields ``early``'s audio if it starts during the decode, and calls ``pause`` after
+    every step (neither's time is T2S time)."""
     caps, hook = token_caps(chunks, models, token_budget)
     generator = torch.Generator(device=models.device).manual_seed(seed)
     t0 = time.perf_counter()
@@ -79,6 +84,10 @@ def decode_batch(models: Models, chunks: list[PlannedChunk], profile: VoiceProfi
         if early is not None and early.due(state):
             timings.t2s_s += time.perf_counter() - t0
             yield from early.start(state.partial(0))
+            t0 = time.perf_counter()
+        if pause is not None:
+            timings.t2s_s += time.perf_counter() - t0
+            pause()
             t0 = time.perf_counter()
     timings.t2s_s += time.perf_counter() - t0
     results = state.finished() if state is not None else []

@@ -23,7 +23,7 @@ from engine.params import RenderParams
 from engine.profile import VoiceProfile
 from engine.rendering.caches import ChunkCache
 from engine.rendering.early_start import SAMPLE_RATE, EarlyStart
-from engine.rendering.planning import PlannedChunk, ramped_batches
+from engine.rendering.planning import PausePoint, PlannedChunk, ramped_batches
 from engine.rendering.results import AudioPiece, Timings
 from engine.rendering.semantic import semantic_tokens
 from engine.rendering.synthesis import compute_features, timbre, vocode
@@ -47,6 +47,7 @@ class RenderStream:
     token_budget: Callable[[int], int] | None = None
     first_window_frames: int | None = None
     early_start: bool = False
+    pause_point: PausePoint | None = None  # see planning.PausePoint
     next_out: int = 0  # the first chunk not yet played
 
     def pieces(self) -> Iterator[AudioPiece]:
@@ -56,6 +57,7 @@ class RenderStream:
         batches = ramped_batches(todo, self.params.batch_size)
         ge = timbre(self.models, self.profile)
         for batch in batches:
+            self._pause()
             if self.should_cancel is not None and self.should_cancel():
                 raise Cancelled("rendering was cancelled")
             yield from self._ready()  # cached chunks before this batch
@@ -66,7 +68,7 @@ class RenderStream:
         compute_features(self.models, batch, todo, self.params, self.timings)
         early = self._early_start(batch[0], ge)
         decoding = semantic_tokens(self.models, batch, self.profile, self.params, self.timings, self.token_budget,
-                                   early)  # fmt: skip
+                                   early, self.pause_point)  # fmt: skip
         tokens = yield from self._relay(batch[0], decoding)
         for chunk in batch:
             started = early if early is not None and early.started and chunk is batch[0] else None
@@ -122,7 +124,12 @@ class RenderStream:
             parts.append(part)
             if live:
                 yield self._emit(chunk, part, False)
+            self._pause()
         return parts
+
+    def _pause(self) -> None:
+        if self.pause_point is not None:
+            self.pause_point()
 
     def _ready(self) -> Iterator[AudioPiece]:
         """Every chunk whose turn has come and whose audio is already there, whole."""

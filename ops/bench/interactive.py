@@ -9,11 +9,12 @@ warm start on), as ``ops.bench.stream`` runs it: the 62-character entry (an inte
 ``POST /v1/syntheses`` + ``GET /v1/jobs/{id}/audio`` (wav), request sent to first body byte, exact
 mode. (``/v1/audio/speech`` reads its input with ``text_lang="auto"``, which takes this entry's
 date for Japanese and refuses it.) While the
-diary renders, each request is sent once the diary is running again after the previous one, so
-every request meets a diary in the middle of a batch; the diary gives way at its next batch
-boundary (``worker/lanes.py``). Random weights never say EOS: the worker's engine runs with the
-harness's token budget, as in ``ops.bench.stream``. Also printed: how many times the diary gave
-way and, when it is left to finish (``--finish-diary``), the chunks its later attempts reused.
+diary renders, each request is sent once the diary has finished another chunk since the previous
+one, so every request meets a diary in the middle of its render; the diary pauses at its next
+pause point (between decoding steps, ``worker/lanes.py``) and runs the request inline. Random
+weights never say EOS: the worker's engine runs with the harness's token budget, as in
+``ops.bench.stream``. Also printed: the diary's attempts (1: it only paused, it never stopped) and
+how many of the requests ran while it was paused.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def diary_text() -> str:
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
+    from sqlalchemy import func
+    from sqlmodel import select
+
     from ops.bench.api import Bench, wait_for
     from ops.bench.render import synth_reference
     from shared.db import Database
@@ -77,8 +81,10 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         diary = bench.post("/v1/syntheses", json={"text": diary_text(), "voice_id": voice["voice_id"],
                                                   "format": "wav", "top_k": 15, "seed": 1})["job_id"]
         busy: list[float] = []
+        done = 0
         for _ in range(args.runs):
-            wait_for(lambda: _rendering(bench.job(diary)), 900, "the diary rendering")
+            wait_for(lambda after=done: _rendering(bench.job(diary), after + 1), 900, "the diary rendering")
+            done = bench.job(diary)["progress"]["done"]
             busy.append(first_byte(bench.http, short))
         figures["while the diary renders: first byte (median)"] = statistics.median(busy)
         figures["while the diary renders: first byte (worst)"] = max(busy)
@@ -89,9 +95,11 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         db = Database(bench.env["ECHODIARY_DATABASE_URL"])
         with db.read() as session:
             row = session.get(Job, diary)
-            figures["diary: times it gave way (n)"] = row.attempt - 1 - row.stopped_attempts
-            if args.finish_diary:
-                figures["diary: chunks reused by its later attempts (n)"] = row.chunks_reused
+            figures["diary: attempts (n)"] = row.attempt
+            inline = session.exec(select(func.count()).select_from(Job).where(
+                Job.lane == "interactive", Job.kind == "synthesis", Job.started_at > row.started_at,
+                Job.finished_at < (row.finished_at or time.time()))).one()
+            figures["requests that ran while the diary was running (n)"] = inline
         db.dispose()
         if not args.finish_diary:
             bench.http.post(f"/v1/jobs/{diary}/cancel")
@@ -100,9 +108,9 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     return figures
 
 
-def _rendering(job: dict) -> bool:
-    """Running, past its first chunk (so the model is mid-render, not just loading the job)."""
-    return job["status"] == "running" and job["progress"]["done"] >= 1
+def _rendering(job: dict, chunks: int) -> bool:
+    """Running, with at least ``chunks`` done (so the model is mid-render, not just loading the job)."""
+    return job["status"] == "running" and job["progress"]["done"] >= chunks
 
 
 def main() -> None:
@@ -112,7 +120,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--port", type=int, default=8932)
-    parser.add_argument("--finish-diary", action="store_true", help="wait for the diary and count reused chunks")
+    parser.add_argument("--finish-diary", action="store_true", help="wait for the diary to finish (else cancel it)")
     args = parser.parse_args()
     args.models = args.models.resolve() if args.models else None
     load = os.getloadavg()
