@@ -44,7 +44,7 @@ class Engine:
              g2pw_tokenizer_dir: Path | None = None, matmul: str = "auto") -> Engine:  # fmt: skip
         """``g2pw_dir``/``g2pw_tokenizer_dir``: Chinese polyphone model and its tokenizer (default
         ``<models>/G2PWModel`` and the models folder's BERT); no such folder reads with pypinyin.
-        ``matmul``: the GPT's linear kernels on CPU (:mod:`engine.t2s_kernels`)."""
+        ``matmul``: the linear kernels of the GPT and BERT on CPU (:mod:`engine.kernels`)."""
         set_threads(threads)
         use_g2pw(*g2pw_folders(Path(models_dir), g2pw_dir, g2pw_tokenizer_dir))
         return cls(Models.from_folder(Path(models_dir), version, device, precision, matmul))

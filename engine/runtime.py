@@ -18,11 +18,11 @@ from engine.checkpoints import load_sovits_checkpoint, load_t2s_checkpoint
 from engine.features.bert import BertFeatures
 from engine.features.hubert import HubertFeatures
 from engine.features.speaker import SpeakerEncoder
+from engine.kernels import choose_mode, use_kernels
 from engine.model_files import ModelPaths, find_models
 from engine.sovits.config import SoVITSConfig
 from engine.sovits.model import SoVITS
 from engine.t2s import Text2SemanticGPT
-from engine.t2s_kernels import choose_mode
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -77,12 +77,16 @@ class Models:
 
     @classmethod
     def load(cls, paths: ModelPaths, device: str = "auto", precision: str = "auto", matmul: str = "auto") -> Models:
-        """``matmul``: the GPT's linear kernels (:mod:`engine.t2s_kernels`); ``exact`` for upstream's numbers."""
+        """``matmul``: the linear kernels of the GPT and BERT (:mod:`engine.kernels`); ``exact`` for
+        upstream's numbers."""
         dev = resolve_device(device)
         dtype = resolve_dtype(precision, dev)
         gpt_ckpt = load_t2s_checkpoint(paths.gpt)
         t2s = Text2SemanticGPT.from_checkpoint(gpt_ckpt, device=dev, dtype=dtype)
-        t2s.use_matmul(choose_mode(matmul, dev, dtype))
+        mode = choose_mode(matmul, dev, dtype)
+        t2s.use_matmul(mode)
+        bert = BertFeatures.load(paths.bert, device=dev, dtype=dtype)
+        use_kernels(bert.model, mode)
         s2_ckpt = load_sovits_checkpoint(paths.sovits)
         sovits = SoVITS(SoVITSConfig.from_checkpoint_config(s2_ckpt.config, s2_ckpt.version), with_posterior=False)
         sovits.load_weights(s2_ckpt.weight)
@@ -97,7 +101,7 @@ class Models:
             max_sec=gpt_ckpt.max_sec,
             sovits=sovits,
             hubert=HubertFeatures.load(paths.hubert, device=dev, dtype=dtype),
-            bert=BertFeatures.load(paths.bert, device=dev, dtype=dtype),
+            bert=bert,
             speaker=speaker,
             version=s2_ckpt.version,
             model_id=file_identity(paths.gpt, paths.sovits),

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine.kernels import Kernel, build_kernel
 from engine.kv_cache import KVCache
 from engine.t2s_config import T2SConfig
-from engine.t2s_kernels import Kernel, build_kernel
 
 if TYPE_CHECKING:
     from engine.checkpoints import T2SCheckpoint
@@ -209,7 +209,7 @@ class Text2SemanticGPT(nn.Module):
         return self
 
     def use_matmul(self, mode: str) -> Text2SemanticGPT:
-        """Run the linear layers with ``mode``'s kernels (:mod:`engine.t2s_kernels`; ``exact``: F.linear).
+        """Run the linear layers with ``mode``'s kernels (:mod:`engine.kernels`; ``exact``: F.linear).
 
         The kernels hold packed copies of the weights: the parameters themselves stay as loaded, so
         ``state_dict`` and ``exact`` are unchanged, and switching back costs nothing.

@@ -174,8 +174,8 @@ class WorkerReadiness(BaseModel):
     since: float = Field(description="Unix time the process entered this state.")
     warm_up_s: float | None = Field(None, description="Seconds the warm-up took.")
     voices_warmed: int | None = Field(None, description="Recently used voice profiles preloaded at start.")
-    gpt_matmul: Literal["exact", "bf16", "int8"] | None = Field(
-        None, description="The GPT's kernels this process chose at start (ECHODIARY_T2S_MATMUL).")
+    matmul: Literal["exact", "bf16", "int8"] | None = Field(
+        None, description="The linear kernels (GPT, BERT) this process chose at start (ECHODIARY_MATMUL).")
     error: str | None = None
 
 

@@ -105,9 +105,9 @@ class Settings(BaseSettings):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = Field("auto", pattern="^(auto|fp32|fp16|bf16)$")
     threads: int | None = None
-    # The GPT's linear kernels on CPU (engine.t2s_kernels): auto picks bf16 or int8 from the CPU's
-    # instruction set; exact keeps upstream's float32 numbers.
-    t2s_matmul: str = Field("auto", pattern="^(auto|exact|bf16|int8)$")
+    # The linear kernels of the GPT and BERT on CPU (engine.kernels): auto picks int8 or bf16 from the
+    # CPU's instruction set; exact keeps upstream's float32 numbers.
+    matmul: str = Field("auto", pattern="^(auto|exact|bf16|int8)$")
 
     @property
     def embedded(self) -> bool:

@@ -16,7 +16,7 @@ from sqlmodel import select
 from test_streaming import Listener
 
 from engine.rendering.planning import ramped_batches
-from engine.t2s_kernels import choose_mode
+from engine.kernels import choose_mode
 from shared.db import Database
 from shared.tables import Job, JobChunk
 
@@ -57,7 +57,7 @@ def test_the_worker_warms_up_at_start_and_reports_ready(solo):
     ready = wait_until(lambda: [w for w in _workers(solo) if w["state"] == "ready"], 60, 0.2, "a ready worker")
     assert len(ready) == 1 and ready[0]["device"] == "cpu" and ready[0]["warm_up_s"] > 0
     assert ready[0]["models"] == str(solo.settings.models_dir) and ready[0]["voices_warmed"] == 0  # none used yet
-    assert ready[0]["gpt_matmul"] == choose_mode(solo.settings.t2s_matmul, torch.device("cpu"), torch.float32)
+    assert ready[0]["matmul"] == choose_mode(solo.settings.matmul, torch.device("cpu"), torch.float32)
     stats = solo.celery.control.inspect(timeout=2).stats()
     (node,) = [name for name in stats if name.startswith("solo@")]
     processes = stats[node]["echodiary"]["processes"]

@@ -33,12 +33,12 @@ def get_engine(settings: Settings) -> Any:  # noqa: ANN401 - engine.facade.Engin
 
 def _loaded(settings: Settings) -> Any:  # noqa: ANN401 - called holding _engine_lock
     global _engine, _engine_key
-    key = (str(settings.models_dir), settings.device, settings.t2s_matmul)
+    key = (str(settings.models_dir), settings.device, settings.matmul)
     if _engine is None or _engine_key != key:
         from engine.facade import Engine
 
         _engine = Engine.load(settings.models_dir, device=settings.device, precision=settings.precision,
-                              threads=settings.threads, matmul=settings.t2s_matmul, g2pw_dir=settings.g2pw_dir,
+                              threads=settings.threads, matmul=settings.matmul, g2pw_dir=settings.g2pw_dir,
                               g2pw_tokenizer_dir=settings.g2pw_tokenizer_dir)
         _engine_key = key
     return _engine

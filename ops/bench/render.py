@@ -30,10 +30,10 @@ import numpy as np
 import soundfile
 
 from engine.facade import Engine
+from engine.kernels import MODES
 from engine.model_files import detect_version, init_random
 from engine.params import RenderParams
 from engine.rendering.results import Timings
-from engine.t2s_kernels import MODES
 
 BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "bench"
 UPSTREAM = {
@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--matmul", default="auto", choices=MODES, help="the GPT's CPU kernels (engine.t2s_kernels)")
+    parser.add_argument("--matmul", default="auto", choices=MODES, help="GPT and BERT CPU kernels (engine.kernels)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--skip-3000", action="store_true", help="leave out the 3,000-character diary")
@@ -149,7 +149,7 @@ def main() -> None:
     engine = Engine.load(args.models, device=args.device, precision=args.precision, threads=args.threads,
                          matmul=args.matmul)  # fmt: skip
     print(f"models loaded in {time.perf_counter() - t0:.1f} s on {engine.models.device} "
-          f"({engine.models.dtype}, GPT matmul {engine.models.t2s.matmul_mode}), {args.threads} threads; peak RSS {peak_rss_mb():.0f} MB", flush=True)
+          f"({engine.models.dtype}, matmul {engine.models.t2s.matmul_mode}), {args.threads} threads; peak RSS {peak_rss_mb():.0f} MB", flush=True)
     t0 = time.perf_counter()
     profile = engine.enroll(synth_reference(), (BENCH / "prompt_text.txt").read_text().strip(), "zh")
     print(f"enrollment (HuBERT + BERT of the prompt): {time.perf_counter() - t0:.2f} s, "

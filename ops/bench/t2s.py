@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 
 from engine.decoding import DecodingOptions, T2SRequest, decode, new_generator
+from engine.kernels import MODES, choose_mode
 from engine.t2s import T2SConfig, Text2SemanticGPT, random_t2s_weights
-from engine.t2s_kernels import MODES, choose_mode
 
 BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "bench" / "bench_config.json"
 SEED = 0
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="storage of the linear weights: float32 as upstream keeps them (the engine's default) "
                              "or float16 widened per use (bit-identical results, half the memory)")
     parser.add_argument("--matmul", choices=MODES, default="auto",
-                        help="the linear layers' kernels (engine.t2s_kernels): exact float32 as upstream, or a fast mode")
+                        help="the linear layers' kernels (engine.kernels): exact float32 as upstream, or a fast mode")
     parser.add_argument("--json", type=Path, help="also write the figures here (ops.bench.versus reads them)")
     args = parser.parse_args(argv)
 

@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--matmul", default="auto", choices=["auto", "exact", "bf16", "int8"],
-                        help="our GPT's CPU kernels (engine.t2s_kernels); exact: upstream's float32 numbers")
+                        help="our GPT and BERT CPU kernels (engine.kernels); exact: upstream's float32 numbers")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     args = parser.parse_args(argv)
     if not (HARNESS / "bench_upstream.py").exists():

@@ -1,4 +1,4 @@
-"""The GPT's CPU kernels: chosen from the CPU's instruction set, close to float32, never used in training."""
+"""The CPU kernels of the GPT and BERT: chosen from the CPU's instruction set, close to float32, never used in training."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from engine.decoding import DecodingOptions, T2SRequest, decode, new_generator, teacher_forced_logits
+from engine.features.bert import BertFeatures, write_random_bert
+from engine.kernels import choose_mode, cpu_offers, use_kernels
 from engine.t2s import T2SConfig, Text2SemanticGPT, random_t2s_weights
-from engine.t2s_kernels import choose_mode, cpu_offers
 
 CPU = torch.device("cpu")
 SMALL = T2SConfig(hidden_dim=128, num_heads=4, num_layers=4)
@@ -95,3 +96,17 @@ def test_training_takes_the_exact_path_even_with_fast_kernels_set(model):
         model.use_matmul("exact")
     assert torch.equal(trained, exact) and trained.requires_grad
     assert not torch.equal(served, exact)
+
+
+@pytest.mark.parametrize("mode", ["bf16", pytest.param("int8", marks=pytest.mark.skipif(not HAS_AVX2, reason="AVX2"))])
+def test_bert_features_with_fast_kernels_stay_close_and_exact_gives_them_back(tmp_path, mode):
+    bert = BertFeatures.load(write_random_bert(tmp_path / "chinese-roberta-wwm-ext-large", "tiny", seed=3))
+    text, word2ph = "今天下午我们去公园散步,天气很好.", [2] * 10 + [1] + [2] * 5 + [1]
+    exact = bert.features(text, word2ph)
+    use_kernels(bert.model, mode)
+    fast = bert.features(text, word2ph)
+    use_kernels(bert.model, "exact")
+    assert not torch.equal(exact, fast)
+    cosine = torch.nn.functional.cosine_similarity(exact, fast, dim=0)
+    assert float(cosine.min()) > 0.9999
+    assert torch.equal(bert.features(text, word2ph), exact)

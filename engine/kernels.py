@@ -1,10 +1,12 @@
-"""Matrix kernels for the GPT's linear layers on CPU, chosen at start from what the CPU offers.
+"""Matrix kernels for the linear layers of the GPT and BERT on CPU, chosen at start from what the CPU offers.
 
 Decoding one token per step reads every weight once per step, so on a CPU the step is bound by memory
 traffic (300 MB of float32 weights per token) and by how good the BLAS kernel is on that vendor's
 chips; measured on two 2-core machines, float32 ``F.linear`` spends 13 ms of a 17 ms step in matrix
 products on an Intel Xeon and about 38 of 41 ms on an AMD EPYC. Modes (``ops/bench/t2s.py --matmul``,
-its fidelity line says how far each moves the logits from float32):
+:func:`engine.decoding.teacher_forced_logits` says how far each moves the logits from float32).
+BERT on one short sentence (the first chunk of a render, before any audio) is bound the same way:
+1.3 GB of float32 weights for a dozen tokens. Modes:
 
 - ``exact``: float32 weights through ``F.linear``: upstream's numbers; the parity checks use it.
 - ``bf16``: weights packed once for oneDNN in bfloat16; a layer's input is rounded to bfloat16, the
@@ -25,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 MODES = ("auto", "exact", "bf16", "int8")
 Kernel = Callable[[Tensor], Tensor]
@@ -93,3 +96,24 @@ def build_kernel(mode: str, weight: Tensor, bias: Tensor | None) -> Kernel | Non
         torch.backends.quantized.engine = "x86"
         return int8_kernel(weight, bias, reduce_range="vnni" not in cpu_offers())
     raise ValueError(f"no kernel for mode {mode!r}")
+
+
+def use_kernels(module: nn.Module, mode: str) -> None:
+    """Give every ``nn.Linear`` inside a model we do not define (BERT) ``mode``'s kernel, while no
+    gradient is taken; ``exact`` gives them back their own ``forward``."""
+    for layer in module.modules():
+        if type(layer) is not nn.Linear:
+            continue
+        layer.__dict__.pop("forward", None)
+        kernel = build_kernel(mode, layer.weight, layer.bias)
+        if kernel is not None:
+            layer.forward = _served_by(kernel, layer)
+
+
+def _served_by(kernel: Kernel, layer: nn.Linear) -> Kernel:
+    def forward(x: Tensor) -> Tensor:
+        if torch.is_grad_enabled():
+            return F.linear(x, layer.weight, layer.bias)
+        return kernel(x)
+
+    return forward
