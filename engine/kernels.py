@@ -19,7 +19,13 @@ BERT on one short sentence (the first chunk of a render, before any audio) is bo
 
 ``auto`` takes int8 on every x86 CPU with AVX2 (the step is bound by the bytes it reads, on every
 vendor, and int8 reads the fewest; fbgemm and oneDNN are vendor-neutral, unlike MKL's float32 sgemm),
-else bf16 where the CPU computes it natively, else exact; on GPUs (already half precision) exact.
+else exact; on GPUs (already half precision) exact. bf16 is there by name: it moves the numbers least,
+but oneDNN prepares a kernel for each new input shape, and a render's prefills all differ in length.
+
+Batching: exact and bf16 compute each row on its own, so greedy decoding gives a chunk the same tokens
+alone or in a batch. int8 quantizes a call's input with one scale for all its rows, so there a batch
+moves a chunk's numbers slightly (sampled decoding depends on the batch in every mode: one generator
+draws for all rows).
 """
 
 from __future__ import annotations
@@ -53,8 +59,6 @@ def choose_mode(requested: str, device: torch.device, dtype: torch.dtype, offers
     offers = cpu_offers() if offers is None else offers
     if "avx2" in offers and "x86" in torch.backends.quantized.supported_engines:
         return "int8"
-    if offers & {"avx512_bf16", "amx"} and torch.backends.mkldnn.is_available():
-        return "bf16"
     return "exact"
 
 

@@ -83,10 +83,7 @@ class Models:
         dtype = resolve_dtype(precision, dev)
         gpt_ckpt = load_t2s_checkpoint(paths.gpt)
         t2s = Text2SemanticGPT.from_checkpoint(gpt_ckpt, device=dev, dtype=dtype)
-        mode = choose_mode(matmul, dev, dtype)
-        t2s.use_matmul(mode)
         bert = BertFeatures.load(paths.bert, device=dev, dtype=dtype)
-        use_kernels(bert.model, mode)
         s2_ckpt = load_sovits_checkpoint(paths.sovits)
         sovits = SoVITS(SoVITSConfig.from_checkpoint_config(s2_ckpt.config, s2_ckpt.version), with_posterior=False)
         sovits.load_weights(s2_ckpt.weight)
@@ -96,7 +93,7 @@ class Models:
             if paths.speaker is None:
                 raise ValueError(f"SoVITS {s2_ckpt.version} needs the speaker model ({paths.root}/sv/...)")
             speaker = SpeakerEncoder.load(paths.speaker, device=dev, dtype=dtype)
-        return cls(
+        models = cls(
             t2s=t2s,
             max_sec=gpt_ckpt.max_sec,
             sovits=sovits,
@@ -108,6 +105,17 @@ class Models:
             device=dev,
             dtype=dtype,
         )
+        return models.use_matmul(choose_mode(matmul, dev, dtype))
+
+    @property
+    def matmul_mode(self) -> str:
+        return self.t2s.matmul_mode
+
+    def use_matmul(self, mode: str) -> Models:
+        """Run the linear layers of the GPT and BERT with ``mode``'s kernels (:mod:`engine.kernels`)."""
+        self.t2s.use_matmul(mode)
+        use_kernels(self.bert.model, mode)
+        return self
 
     @classmethod
     def from_folder(cls, root: Path, version: str | None = None, device: str = "auto",

@@ -15,14 +15,10 @@ SMALL = T2SConfig(hidden_dim=128, num_heads=4, num_layers=4)
 HAS_AVX2 = "avx2" in cpu_offers()
 
 
-def test_auto_takes_int8_on_every_avx2_cpu():
+def test_auto_takes_int8_on_every_avx2_cpu_and_exact_on_older_ones():
     assert choose_mode("auto", CPU, torch.float32, {"avx2", "avx512", "amx", "avx512_bf16", "vnni"}) == "int8"
     assert choose_mode("auto", CPU, torch.float32, {"avx2", "avx512", "vnni"}) == "int8"
     assert choose_mode("auto", CPU, torch.float32, {"avx2"}) == "int8"
-
-
-def test_auto_takes_bf16_without_avx2_where_bf16_is_native_and_exact_on_older_cpus():
-    assert choose_mode("auto", CPU, torch.float32, {"avx512_bf16"}) == "bf16"
     assert choose_mode("auto", CPU, torch.float32, set()) == "exact"
 
 

@@ -15,8 +15,8 @@ from jobs_fixtures import audio_bytes, wait_until
 from sqlmodel import select
 from test_streaming import Listener
 
-from engine.rendering.planning import ramped_batches
 from engine.kernels import choose_mode
+from engine.rendering.planning import ramped_batches
 from shared.db import Database
 from shared.tables import Job, JobChunk
 

@@ -73,7 +73,7 @@ def start(settings: Settings, name: str, backend: Callable[[], Backend]) -> Repo
         try:
             if settings.worker_warmup:
                 pipeline.warm_up(settings)
-                reporter.record["matmul"] = pipeline.get_engine(settings).models.t2s.matmul_mode
+                reporter.record["matmul"] = pipeline.get_engine(settings).models.matmul_mode
                 reporter.record["voices_warmed"] = _warm_voices_or_none(settings, backend)
             reporter.set(READY, warm_up_s=round(time.perf_counter() - t0, 3))
         except Exception as exc:  # jobs still run: they load the models themselves, and say why not

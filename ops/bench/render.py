@@ -149,7 +149,7 @@ def main() -> None:
     engine = Engine.load(args.models, device=args.device, precision=args.precision, threads=args.threads,
                          matmul=args.matmul)  # fmt: skip
     print(f"models loaded in {time.perf_counter() - t0:.1f} s on {engine.models.device} "
-          f"({engine.models.dtype}, matmul {engine.models.t2s.matmul_mode}), {args.threads} threads; peak RSS {peak_rss_mb():.0f} MB", flush=True)
+          f"({engine.models.dtype}, matmul {engine.models.matmul_mode}), {args.threads} threads; peak RSS {peak_rss_mb():.0f} MB", flush=True)
     t0 = time.perf_counter()
     profile = engine.enroll(synth_reference(), (BENCH / "prompt_text.txt").read_text().strip(), "zh")
     print(f"enrollment (HuBERT + BERT of the prompt): {time.perf_counter() - t0:.2f} s, "
