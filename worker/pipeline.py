@@ -206,8 +206,8 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
     keyring, payload, signer = _marking(settings, mark)
     exporter = PieceExporter(SAMPLE_RATE, fmt, loudness_lufs=settings.loudness_lufs, keyring=keyring,
                              payload=payload, explicit_label=settings.explicit_label, lead_s=LEAD_S)
-    # WAV's label is digested as the bytes pass: nothing grows with the diary. The other formats
-    # and C2PA need the whole file at the end (see engine.export.StreamedLabel).
+    # The label is digested as the bytes pass, in every format: nothing grows with the diary.
+    # C2PA needs the whole file at the end (see engine.export.StreamedLabel).
     label = StreamedLabel(fmt) if fmt in STREAM_LABELLED and signer is None else None
     streamed = bytearray() if label is None else None
 
@@ -230,7 +230,7 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
     emit(exporter.finish(), 1.0)
     if label is not None:
         head, replace = label.finish(exporter, keyring=keyring, label=job_id)
-        return StoredFile(head=head, replace=replace, size=len(head) + label.data_bytes,
+        return StoredFile(head=head, replace=replace, size=len(head) + label.streamed_bytes - replace,
                           duration_s=samples / SAMPLE_RATE)  # fmt: skip
     stored = finish_stored(exporter, bytes(streamed), keyring=keyring, label=job_id, c2pa_signer=signer)
     kept = _common_suffix(stored, streamed)
