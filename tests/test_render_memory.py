@@ -90,6 +90,51 @@ def test_a_resumed_render_replays_the_cached_chunks_it_let_go(engine, voice) -> 
     assert np.array_equal(again, np.concatenate(played))  # cached whole before it was let go
 
 
+class CountingCache(MemoryChunkCache):
+    """The in-process chunk cache, counting the chunks it hands out (a real cache, not a stand-in)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+
+    def get(self, key: str) -> np.ndarray | None:
+        found = super().get(key)
+        self.loads += found is not None
+        return found
+
+    def forget(self, key: str) -> None:
+        del self._items[key]
+
+
+def test_a_resumed_render_loads_each_cached_chunk_only_when_its_turn_to_play_comes(engine, voice) -> None:
+    params = RenderParams(seed=3, batch_size=4, max_retries=0)
+    cache = CountingCache()
+    first = list(engine.stream_pieces(TEXT, voice, params, token_budget=lambda phones: 8, chunk_cache=cache))
+    cache.loads = 0
+    run = _stream(engine, voice, params, cache)
+    assert cache.loads == 0 and all(c.cached and c.audio is None for c in run.chunks)  # nothing loaded yet
+    again = []
+    for piece in run.pieces():
+        assert cache.loads == run.next_out  # each loaded as it is played, none ahead of its turn
+        assert all(c.audio is None for c in run.chunks)  # and let go as it is played
+        again.append(piece.audio)
+    assert cache.loads == 8 and all(c.report.cached for c in run.chunks)
+    assert np.array_equal(np.concatenate(again), np.concatenate([p.audio for p in first]))
+
+
+def test_a_chunk_that_left_the_cache_after_planning_is_rendered_when_its_turn_comes(engine, voice) -> None:
+    params = RenderParams(seed=3, batch_size=4, max_retries=0)
+    cache = CountingCache()
+    for _ in engine.stream_pieces(TEXT, voice, params, token_budget=lambda phones: 8, chunk_cache=cache):
+        pass
+    run = _stream(engine, voice, params, cache)
+    cache.forget(run.chunks[2].report.id)  # gone between planning and playing (an LRU, a cleared folder)
+    done = [p.report for p in run.pieces() if p.last]
+    assert [r.index for r in done] == list(range(8))
+    assert [r.cached for r in done] == [True, True, False, True, True, True, True, True]
+    assert cache.contains(run.chunks[2].report.id)  # rendered again, and cached again
+
+
 # --- the stored file's label, digested as the bytes pass -----------------------------------------
 
 def _exported(x: np.ndarray, keyring: Keyring | None, fmt: str = "wav", **kw) -> tuple[list[bytes], PieceExporter]:  # noqa: ANN003
