@@ -12,7 +12,10 @@ of a job and its stored file are the same computation); ``finish_stored`` then d
 
 from __future__ import annotations
 
+import shutil
 import struct
+import tempfile
+from typing import BinaryIO
 
 import numpy as np
 
@@ -30,8 +33,9 @@ C2PA_FORMATS = ("wav", "flac", "mp3")  # what the C2PA SDK embeds into; Ogg file
 STREAM_LABELLED = ("wav", "flac", "ogg", "mp3")  # formats whose label StreamedLabel computes as the bytes pass
 WAV_HEADER = 44  # the streamed and stored WAV header (engine.exporting.encoders.wav_header)
 PUSH_SAMPLES = 1 << 16  # export_audio feeds its chain in pieces this long: the split never changes the result
+SPOOL_PIECE = 1 << 20  # a spooled file is copied this much at a time
 __all__ = ["C2PA_FORMATS", "FORMATS", "OPUS_RATES", "PEAK_DBFS", "STREAM_LABELLED", "StreamedLabel", "encode",
-           "export_audio", "finish_stored", "limit_peaks", "read_label", "verify_label"]
+           "export_audio", "finish_stored", "limit_peaks", "read_label", "sign_spooled", "verify_label"]
 
 
 def export_audio(audio: np.ndarray, sample_rate: int, fmt: str, *, loudness_lufs: float | None = None,
@@ -91,8 +95,8 @@ class StreamedLabel:
     bytes that are final as they pass, or, for MP3's first frame, takes them from the stored head
     at the end; the label lives in metadata at the file's start (WAV's LIST chunk before the data,
     FLAC's Vorbis comment block, Ogg's comment header page, MP3's ID3v2 tag), and the head replaces
-    only the bytes up to where the digested audio starts. C2PA (it hashes the whole file) still
-    goes through ``finish_stored``.
+    only the bytes up to where the digested audio starts. A C2PA manifest hashes the whole file:
+    ``sign_spooled`` signs it from a spooled temporary file.
     """
 
     def __init__(self, fmt: str) -> None:
@@ -100,6 +104,7 @@ class StreamedLabel:
             raise EngineError(f"no streamed label for {fmt!r}")
         self.fmt = fmt
         self._digest = StreamDigest(fmt)
+        self.label: AigcLabel | None = None  # the label written, once finished
 
     def update(self, data: bytes) -> None:
         self._digest.update(data)
@@ -114,12 +119,14 @@ class StreamedLabel:
         return self._digest.peak_held
 
     def finish(self, exporter: PieceExporter, *, keyring: Keyring | None, label: AigcLabel | str) -> tuple[bytes, int]:
-        """(head, replace): the stored file's labelled first bytes, and how many streamed bytes they replace."""
+        """(head, replace): the stored file's labelled first bytes, and how many streamed bytes they
+        replace; ``self.label`` is then the label written."""
         stored_head = exporter.stored_head
         digest = self._digest.finish(stored_head)
         aigc = label if isinstance(label, AigcLabel) else AigcLabel(produce_id=str(label))
         if keyring is not None:
             aigc = aigc.signed(keyring.primary, digest)
+        self.label = aigc
         if self.fmt == "wav":
             return self._wav_head(stored_head, aigc), WAV_HEADER
         head, replace = metadata.labelled_head(stored_head, self._digest.size, aigc)
@@ -138,6 +145,31 @@ class StreamedLabel:
         labelled[4:8] = struct.pack("<I", struct.unpack("<I", labelled[4:8])[0] + data_bytes)
         labelled[-4:] = struct.pack("<I", data_bytes)
         return bytes(labelled)
+
+
+def sign_spooled(spool: BinaryIO, head: bytes, replace: int, *, c2pa_signer: object, keyring: Keyring | None,
+                 label: AigcLabel | None) -> BinaryIO:
+    """The C2PA-signed stored file, in a temporary file, from the streamed bytes spooled to ``spool``
+    and the labelled head that replaces their first ``replace`` bytes. The manifest hashes the
+    whole file, so it cannot be patched into a head: the file is spooled to disk instead of memory,
+    copied in pieces, and the C2PA SDK signs it file to file (see engine.watermark.c2pa.sign_stream)."""
+    from engine.watermark import c2pa
+
+    labelled = tempfile.TemporaryFile()
+    labelled.write(head)
+    spool.seek(replace)
+    shutil.copyfileobj(spool, labelled, SPOOL_PIECE)
+    signed = tempfile.TemporaryFile()
+    try:
+        c2pa.sign_stream(labelled, signed, c2pa_signer, key_id=keyring.primary.id if keyring is not None else None,
+                         label=label)  # fmt: skip
+    except BaseException:
+        signed.close()
+        raise
+    finally:
+        labelled.close()
+    signed.seek(0)
+    return signed
 
 
 def stored_bytes(exporter: PieceExporter, streamed: bytes) -> bytes:

@@ -244,9 +244,38 @@ def test_render_streaming_stores_what_it_streamed_with_a_label_that_verifies(eng
 
         stored = pipeline.render_streaming(settings, TEXT, voice, {"seed": 3, "batch_size": 4}, fmt, 99, "job-m2",
                                            on_piece, lambda done, total: None, lambda: False, engine=engine)  # fmt: skip
-        assert stored.data is None  # the whole file was never built in memory
+        assert stored.file is None  # the whole file was never built
         _commit(SimpleNamespace(storage=storage), out, f"r/job.{fmt}", fmt, stored)
     result = storage.get(f"r/job.{fmt}")
     assert len(result) == stored.size and result[len(stored.head):] == bytes(streamed[stored.replace:])
     check = pipeline.read_label(settings, result)
     assert check is not None and check.verified and check.fields["ProduceID"] == "job-m2"
+
+
+@pytest.mark.parametrize("fmt", ["wav", "mp3"])
+def test_render_streaming_signs_c2pa_from_a_spooled_file_not_from_memory(engine, voice, tmp_path, monkeypatch,
+                                                                         fmt) -> None:  # fmt: skip
+    from engine.watermark import c2pa
+    from shared.settings import Settings
+    from shared.storage import make_storage
+    from worker import pipeline
+    from worker.runner import _commit
+
+    original = Engine.stream_pieces
+    monkeypatch.setattr(Engine, "stream_pieces",
+                        lambda self, *a, **kw: original(self, *a, **kw | {"token_budget": lambda phones: 8}))
+    settings = Settings(data_dir=tmp_path, models_dir=tmp_path / "models", watermark=True, c2pa=True)
+    storage = make_storage(settings)
+    with storage.open_writer(f"r/job.{fmt}") as out:
+        stored = pipeline.render_streaming(settings, TEXT, voice, {"seed": 3, "batch_size": 4}, fmt, 99, "job-c1",
+                                           lambda data, progress: out.write(data),
+                                           lambda done, total: None, lambda: False, engine=engine)  # fmt: skip
+        assert stored.file is not None and not isinstance(stored.file, io.BytesIO)  # a temporary file on disk
+        _commit(SimpleNamespace(storage=storage), out, f"r/job.{fmt}", fmt, stored)
+    assert stored.file.closed
+    result = storage.get(f"r/job.{fmt}")
+    manifest = c2pa.read(result)
+    assert len(result) == stored.size and manifest["validation_state"] == "Valid"
+    check = pipeline.read_label(settings, result)
+    assert check is not None and check.verified and manifest["aigc"] == check.fields
+    assert pipeline.detect(settings, result).mark == 99
