@@ -21,9 +21,9 @@ from __future__ import annotations
 import io
 
 from engine.errors import EngineError
+from engine.exporting.encoders import HEAD_BYTES  # the stored head (rewritten at close) never reaches further
 from engine.watermark import metadata
 
-HEAD_BYTES = 64 * 1024  # as engine.exporting.encoders.HEAD_BYTES: the stored head never reaches further
 ID3V1 = 128
 
 
