@@ -145,7 +145,7 @@ def _exported(x: np.ndarray, keyring: Keyring | None, fmt: str = "wav", **kw) ->
 
 
 def _streamed_label(pieces: list[bytes], exporter: PieceExporter, keyring: Keyring,
-                    job: str) -> tuple[bytes, int, StreamedLabel]:  # fmt: skip
+                    job: str | AigcLabel) -> tuple[bytes, int, StreamedLabel]:  # fmt: skip
     label = StreamedLabel(exporter.fmt)
     for piece in pieces:
         label.update(piece)
@@ -192,6 +192,18 @@ def test_a_streamed_label_gives_the_whole_file_path_s_stored_file_byte_for_byte(
         tampered = bytearray(stored)
         tampered[at] ^= 0x10
         assert not verify_label(bytes(tampered), keyring), at
+
+
+def test_an_ogg_label_past_the_comment_header_s_room_still_patches_only_its_page_or_is_refused() -> None:
+    keyring = Keyring.generate()
+    pieces, exporter = _exported(synthetic_speech(4.0, seed=8) * 0.3, keyring, "ogg")
+    streamed = b"".join(pieces)
+    longer = AigcLabel(produce_id="j" * 1500)  # more than libsndfile's padding: mutagen pads it afresh
+    head, replace, _ = _streamed_label(pieces, exporter, keyring, longer)
+    assert len(head) > replace  # the page grew, the pages after it kept their numbers
+    assert head + streamed[replace:] == finish_stored(exporter, streamed, keyring=keyring, label=longer)
+    with pytest.raises(EngineError, match="more pages"):  # mutagen would renumber every later page
+        _streamed_label(pieces, exporter, keyring, AigcLabel(produce_id="j" * 9000))
 
 
 @pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3"])

@@ -74,7 +74,12 @@ def labelled_head(head: bytes, size: int, label: AigcLabel) -> tuple[bytes, int]
     def padding(info: PaddingInfo) -> int:
         return PaddingInfo(info.padding, info.size + missing).get_default_padding()
 
-    return _container_write(head[:end], fmt, label.to_json(), padding=padding), end
+    labelled = _container_write(head[:end], fmt, label.to_json(), padding=padding)
+    if fmt == "ogg" and _ogg_last_sequence(labelled) != _ogg_last_sequence(head[:end]):
+        # mutagen would renumber every later page: no head patch can do that (libsndfile's comment
+        # header has room for our label, so this does not happen with our encoder)
+        raise EngineError("the labelled Ogg comment header needs more pages than the stream's")
+    return labelled, end
 
 
 def metadata_end(data: bytes, fmt: str) -> int:
@@ -268,6 +273,15 @@ def _ogg_comment_end(data: bytes) -> int:
         packets = len(OggPage.to_packets(pages, strict=False))
         if packets - (not page.complete) >= 2:
             return buf.tell()
+
+
+def _ogg_last_sequence(data: bytes) -> int:
+    from mutagen.ogg import OggPage
+
+    buf, sequence = io.BytesIO(data), -1
+    while buf.tell() < len(data):
+        sequence = OggPage(buf).sequence
+    return sequence
 
 
 def _ogg_packets(data: bytes) -> list[bytes]:
