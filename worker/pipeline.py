@@ -198,11 +198,11 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
                      engine: Any = None) -> StoredFile:  # noqa: ANN401
     """Like :func:`render`, but each encoded piece goes to ``on_piece(bytes, progress)`` as soon as
     the export chain has it (lead ``engine.exporting.LEAD_S``): their concatenation is a playable
-    file, and the stored one differs from it only in its first bytes (see :class:`StoredFile`)."""
+    file, and the stored one differs from it only in its first bytes, or is signed whole from a
+    temporary file when C2PA is on (see :class:`StoredFile`)."""
     from engine.audio import SAMPLE_RATE
     from engine.export import C2PA_FORMATS, StreamedLabel, sign_spooled
     from engine.exporting import LEAD_S, PieceExporter
-    from engine.params import RenderParams
 
     engine = engine if engine is not None else get_engine(settings)
     keyring, payload, signer = _marking(settings, mark)
@@ -221,15 +221,8 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
             on_piece(data, progress)
 
     try:
-        samples = done = 0
-        for piece in engine.stream_pieces(text, profile, RenderParams(**params), should_cancel=should_cancel,
-                                          chunk_cache=chunk_cache, seed=job_seed(params, job_id)):
-            samples += piece.audio.shape[0]
-            done += piece.last
-            emit(exporter.push(piece.audio), done / piece.total)
-            if piece.last:
-                on_progress(done, piece.total)
-        emit(exporter.finish(), 1.0)
+        samples = _export_pieces(engine, exporter, text, profile, params, job_id, emit, on_progress, should_cancel,
+                                 chunk_cache)  # fmt: skip
         head, replace = label.finish(exporter, keyring=keyring, label=job_id)
         duration_s = samples / SAMPLE_RATE
         if spool is None:
@@ -242,6 +235,24 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
     finally:
         if spool is not None:
             spool.close()
+
+
+def _export_pieces(engine: Any, exporter: Any, text: str, profile: Any, params: dict[str, Any],  # noqa: ANN401
+                   job_id: str, emit: OnPiece, on_progress: Callable[[int, int], None],
+                   should_cancel: Callable[[], bool], chunk_cache: Any) -> int:  # noqa: ANN401
+    """Render ``text`` through ``exporter``, each encoded piece to ``emit``; the samples rendered."""
+    from engine.params import RenderParams
+
+    samples = done = 0
+    for piece in engine.stream_pieces(text, profile, RenderParams(**params), should_cancel=should_cancel,
+                                      chunk_cache=chunk_cache, seed=job_seed(params, job_id)):
+        samples += piece.audio.shape[0]
+        done += piece.last
+        emit(exporter.push(piece.audio), done / piece.total)
+        if piece.last:
+            on_progress(done, piece.total)
+    emit(exporter.finish(), 1.0)
+    return samples
 
 
 def c2pa_signer(settings: Settings) -> Any:  # noqa: ANN401 - engine.watermark.c2pa.Signer
