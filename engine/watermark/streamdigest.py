@@ -57,7 +57,7 @@ class StreamDigest:
         else:
             self._audio_at = self._locate(bytes(self._start), final=len(self._start) == HEAD_BYTES)
             if self._audio_at is not None:
-                self._feed(bytes(self._start[self._audio_at:]) + data[taken:])
+                self._feed(bytes(self._start[self._audio_at :]) + data[taken:])
         self.peak_held = max(self.peak_held, self.held)
 
     @property
@@ -80,7 +80,7 @@ class StreamDigest:
             at = self._audio_at
             if at is None or self._locate(stored_head, final=True) != at:
                 raise EngineError(f"the {self.fmt} stream's audio does not start where its stored head says")
-        if len(stored_head) > len(self._start) or stored_head[at:] != self._start[at:len(stored_head)]:
+        if len(stored_head) > len(self._start) or stored_head[at:] != self._start[at : len(stored_head)]:
             raise EngineError(f"the {self.fmt} encoder rewrote bytes that were digested as they passed")
         if self.fmt == "mp3":
             tail = bytes(self._tail)
@@ -107,7 +107,9 @@ class StreamDigest:
                 raise
             return None
         if final:
-            raise EngineError(f"the {self.fmt} stream's metadata does not fit in its first {HEAD_BYTES} bytes")
+            raise EngineError(
+                f"the {self.fmt} stream's metadata does not fit in its first {HEAD_BYTES} bytes"
+            )
         return None
 
     def _feed(self, data: bytes) -> None:
@@ -131,7 +133,7 @@ class StreamDigest:
             segments = self._page[26]
             if len(self._page) < 27 + segments:
                 return
-            end = 27 + segments + sum(self._page[27:27 + segments])
+            end = 27 + segments + sum(self._page[27 : 27 + segments])
             if len(self._page) < end:
                 return
             page = OggPage(io.BytesIO(bytes(self._page[:end])))
