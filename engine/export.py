@@ -12,7 +12,10 @@ of a job and its stored file are the same computation); ``finish_stored`` then d
 
 from __future__ import annotations
 
+import shutil
 import struct
+import tempfile
+from typing import BinaryIO
 
 import numpy as np
 
@@ -24,13 +27,15 @@ from engine.exporting.limiter import StreamLimiter
 from engine.watermark import metadata
 from engine.watermark.keys import Keyring
 from engine.watermark.labels import AigcLabel
+from engine.watermark.streamdigest import StreamDigest
 
 C2PA_FORMATS = ("wav", "flac", "mp3")  # what the C2PA SDK embeds into; Ogg files go unsigned
-STREAM_LABELLED = ("wav",)  # formats whose label StreamedLabel computes as the bytes pass
+STREAM_LABELLED = ("wav", "flac", "ogg", "mp3")  # formats whose label StreamedLabel computes as the bytes pass
 WAV_HEADER = 44  # the streamed and stored WAV header (engine.exporting.encoders.wav_header)
 PUSH_SAMPLES = 1 << 16  # export_audio feeds its chain in pieces this long: the split never changes the result
+SPOOL_PIECE = 1 << 20  # a spooled file is copied this much at a time
 __all__ = ["C2PA_FORMATS", "FORMATS", "OPUS_RATES", "PEAK_DBFS", "STREAM_LABELLED", "StreamedLabel", "encode",
-           "export_audio", "finish_stored", "limit_peaks", "read_label", "verify_label"]
+           "export_audio", "finish_stored", "limit_peaks", "read_label", "sign_spooled", "verify_label"]
 
 
 def export_audio(audio: np.ndarray, sample_rate: int, fmt: str, *, loudness_lufs: float | None = None,
@@ -86,41 +91,85 @@ class StreamedLabel:
     that replaces the stream's first bytes (``stored = head + stream[replace:]``), byte for byte
     what ``finish_stored`` makes from the whole stream.
 
-    WAV only (``STREAM_LABELLED``): its digest covers the data chunk, which follows the header the
-    stored file rewrites. FLAC, Ogg and MP3 (libsndfile rewrites their first frames or the label
-    moves pages) and C2PA (it hashes the whole file) still go through ``finish_stored``.
+    Every format (``STREAM_LABELLED``): the digest (``engine.watermark.streamdigest``) covers only
+    bytes that are final as they pass, or, for MP3's first frame, takes them from the stored head
+    at the end; the label lives in metadata at the file's start (WAV's LIST chunk before the data,
+    FLAC's Vorbis comment block, Ogg's comment header page, MP3's ID3v2 tag), and the head replaces
+    only the bytes up to where the digested audio starts. A C2PA manifest hashes the whole file:
+    ``sign_spooled`` signs it from a spooled temporary file.
     """
 
     def __init__(self, fmt: str) -> None:
         if fmt not in STREAM_LABELLED:
-            raise EngineError(f"a {fmt} stream is labelled from its whole file")
-        self._header_left = WAV_HEADER  # streamed header bytes still to come: not audio, not digested
-        self._hash = metadata.content_hasher(fmt)
-        self.data_bytes = 0  # audio bytes digested so far
+            raise EngineError(f"no streamed label for {fmt!r}")
+        self.fmt = fmt
+        self._digest = StreamDigest(fmt)
+        self.label: AigcLabel | None = None  # the label written, once finished
 
     def update(self, data: bytes) -> None:
-        skip = min(self._header_left, len(data))
-        self._header_left -= skip
-        audio = memoryview(data)[skip:]
-        self._hash.update(audio)
-        self.data_bytes += len(audio)
+        self._digest.update(data)
+
+    @property
+    def streamed_bytes(self) -> int:
+        return self._digest.size
+
+    @property
+    def peak_held(self) -> int:
+        """The most stream bytes the labeller held at once (bounded: see engine.watermark.streamdigest)."""
+        return self._digest.peak_held
 
     def finish(self, exporter: PieceExporter, *, keyring: Keyring | None, label: AigcLabel | str) -> tuple[bytes, int]:
-        """(head, replace): the stored header with the label, and how many streamed bytes it replaces."""
-        head = exporter.stored_head
-        data_bytes = struct.unpack("<I", head[40:44])[0]
-        if len(head) != WAV_HEADER or data_bytes != self.data_bytes:
-            raise EngineError("the WAV stream does not match its stored header")
+        """(head, replace): the stored file's labelled first bytes, and how many streamed bytes they
+        replace; ``self.label`` is then the label written."""
+        stored_head = exporter.stored_head
+        digest = self._digest.finish(stored_head)
         aigc = label if isinstance(label, AigcLabel) else AigcLabel(produce_id=str(label))
         if keyring is not None:
-            aigc = aigc.signed(keyring.primary, self._hash.digest())
+            aigc = aigc.signed(keyring.primary, digest)
+        self.label = aigc
+        if self.fmt == "wav":
+            return self._wav_head(stored_head, aigc), WAV_HEADER
+        head, replace = metadata.labelled_head(stored_head, self._digest.size, aigc)
+        # the bytes the encoder rewrote at close (MP3's first frame) come from the stored head too
+        end = max(replace, self._digest.audio_at)
+        return head + stored_head[replace:end], end
+
+    def _wav_head(self, head: bytes, aigc: AigcLabel) -> bytes:
+        data_bytes = struct.unpack("<I", head[40:44])[0]
+        if len(head) != WAV_HEADER or data_bytes != self._digest.digested:
+            raise EngineError("the WAV stream does not match its stored header")
         # The label's chunks over a header with no samples yet, then the real sizes (data comes last)
         labelled = bytearray(metadata.write_label(head[:40] + struct.pack("<I", 0), aigc))
         if labelled[-8:] != b"data" + bytes(4):
             raise EngineError("the labelled WAV header does not end with its data chunk")
         labelled[4:8] = struct.pack("<I", struct.unpack("<I", labelled[4:8])[0] + data_bytes)
         labelled[-4:] = struct.pack("<I", data_bytes)
-        return bytes(labelled), WAV_HEADER
+        return bytes(labelled)
+
+
+def sign_spooled(spool: BinaryIO, head: bytes, replace: int, *, c2pa_signer: object, keyring: Keyring | None,
+                 label: AigcLabel | None) -> BinaryIO:
+    """The C2PA-signed stored file, in a temporary file, from the streamed bytes spooled to ``spool``
+    and the labelled head that replaces their first ``replace`` bytes. The manifest hashes the
+    whole file, so it cannot be patched into a head: the file is spooled to disk instead of memory,
+    copied in pieces, and the C2PA SDK signs it file to file (see engine.watermark.c2pa.sign_stream)."""
+    from engine.watermark import c2pa
+
+    labelled = tempfile.TemporaryFile()
+    labelled.write(head)
+    spool.seek(replace)
+    shutil.copyfileobj(spool, labelled, SPOOL_PIECE)
+    signed = tempfile.TemporaryFile()
+    try:
+        c2pa.sign_stream(labelled, signed, c2pa_signer, key_id=keyring.primary.id if keyring is not None else None,
+                         label=label)  # fmt: skip
+    except BaseException:
+        signed.close()
+        raise
+    finally:
+        labelled.close()
+    signed.seek(0)
+    return signed
 
 
 def stored_bytes(exporter: PieceExporter, streamed: bytes) -> bytes:
@@ -137,7 +186,7 @@ def read_label(data: bytes) -> AigcLabel | None:
 def verify_label(data: bytes, keyring: Keyring) -> bool:
     """True when the label's keyed hash matches this file's audio and label under one of our keys."""
     label = metadata.read_label(data)
-    return label is not None and label.verify(keyring, metadata.content_digest(data))
+    return label is not None and any(label.verify(keyring, d) for d in metadata.content_digests(data))
 
 
 def normalize_loudness(x: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:

@@ -25,6 +25,9 @@ class StorageChunkCache:
     def _key(self, chunk_id: str) -> str:
         return keys.chunk_key(self.member_id, self.job_id, chunk_id)
 
+    def contains(self, key: str) -> bool:
+        return keys.is_id(key) and self.storage.exists(self._key(key))
+
     def get(self, key: str) -> np.ndarray | None:
         if not keys.is_id(key):
             return None

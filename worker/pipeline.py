@@ -12,11 +12,12 @@ a parent process before Celery forks its children (CUDA cannot survive a fork). 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from shared.settings import Settings
 
@@ -171,13 +172,14 @@ def _marking(settings: Settings, mark: int | None) -> tuple[Any, bytes | None, A
 @dataclass
 class StoredFile:
     """A streamed render's stored file: the streamed bytes with their first ``replace`` bytes
-    replaced by ``head`` (the container's header as rewritten at close, then the AIGC label)."""
+    replaced by ``head`` (the container's header as rewritten at close, then the AIGC label), or,
+    with a C2PA manifest, the whole signed file spooled to a temporary ``file``."""
 
     head: bytes
     replace: int
     size: int  # bytes in the stored file
     duration_s: float
-    data: bytes | None = None  # the whole stored file, only when it was built whole (see render_streaming)
+    file: BinaryIO | None = None  # the whole stored file, only when C2PA signed it (see render_streaming)
 
 
 OnPiece = Callable[[bytes, float], None]
@@ -196,30 +198,53 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
                      engine: Any = None, pause_point: Callable[[], None] | None = None) -> StoredFile:  # noqa: ANN401
     """Like :func:`render`, but each encoded piece goes to ``on_piece(bytes, progress)`` as soon as
     the export chain has it (lead ``engine.exporting.LEAD_S``): their concatenation is a playable
-    file, and the stored one differs from it only in its first bytes (see :class:`StoredFile`).
-    ``pause_point`` is the engine's (:data:`engine.rendering.planning.PausePoint`): the render calls
-    it between decoding steps and may run other work inside it (see :mod:`worker.lanes`)."""
+    file, and the stored one differs from it only in its first bytes, or is signed whole from a
+    temporary file when C2PA is on (see :class:`StoredFile`). ``pause_point`` is the engine's
+    (:data:`engine.rendering.planning.PausePoint`): the render calls it between decoding steps and
+    may run other work inside it (see :mod:`worker.lanes`)."""
     from engine.audio import SAMPLE_RATE
-    from engine.export import STREAM_LABELLED, StreamedLabel, finish_stored
+    from engine.export import C2PA_FORMATS, StreamedLabel, sign_spooled
     from engine.exporting import LEAD_S, PieceExporter
-    from engine.params import RenderParams
 
     engine = engine if engine is not None else get_engine(settings)
     keyring, payload, signer = _marking(settings, mark)
     exporter = PieceExporter(SAMPLE_RATE, fmt, loudness_lufs=settings.loudness_lufs, keyring=keyring,
                              payload=payload, explicit_label=settings.explicit_label, lead_s=LEAD_S)
-    # WAV's label is digested as the bytes pass: nothing grows with the diary. The other formats
-    # and C2PA need the whole file at the end (see engine.export.StreamedLabel).
-    label = StreamedLabel(fmt) if fmt in STREAM_LABELLED and signer is None else None
-    streamed = bytearray() if label is None else None
+    # The label is digested as the bytes pass, in every format: nothing grows with the diary. A
+    # C2PA manifest hashes the whole file: the stream is spooled to a temporary file for it.
+    label = StreamedLabel(fmt)
+    spool = tempfile.TemporaryFile() if signer is not None and fmt in C2PA_FORMATS else None
 
     def emit(data: bytes, progress: float) -> None:
         if data:
-            if label is not None:
-                label.update(data)
-            else:
-                streamed.extend(data)
+            label.update(data)
+            if spool is not None:
+                spool.write(data)
             on_piece(data, progress)
+
+    try:
+        samples = _export_pieces(engine, exporter, text, profile, params, job_id, emit, on_progress, should_cancel,
+                                 chunk_cache, pause_point)  # fmt: skip
+        head, replace = label.finish(exporter, keyring=keyring, label=job_id)
+        duration_s = samples / SAMPLE_RATE
+        if spool is None:
+            return StoredFile(head=head, replace=replace, size=len(head) + label.streamed_bytes - replace,
+                              duration_s=duration_s)  # fmt: skip
+        signed = sign_spooled(spool, head, replace, c2pa_signer=signer, keyring=keyring, label=label.label)
+        size = signed.seek(0, 2)
+        signed.seek(0)
+        return StoredFile(head=b"", replace=0, size=size, duration_s=duration_s, file=signed)
+    finally:
+        if spool is not None:
+            spool.close()
+
+
+def _export_pieces(engine: Any, exporter: Any, text: str, profile: Any, params: dict[str, Any],  # noqa: ANN401
+                   job_id: str, emit: OnPiece, on_progress: Callable[[int, int], None],
+                   should_cancel: Callable[[], bool], chunk_cache: Any,  # noqa: ANN401
+                   pause_point: Callable[[], None] | None) -> int:
+    """Render ``text`` through ``exporter``, each encoded piece to ``emit``; the samples rendered."""
+    from engine.params import RenderParams
 
     samples = done = 0
     for piece in engine.stream_pieces(text, profile, RenderParams(**params), should_cancel=should_cancel,
@@ -231,30 +256,7 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
         if piece.last:
             on_progress(done, piece.total)
     emit(exporter.finish(), 1.0)
-    if label is not None:
-        head, replace = label.finish(exporter, keyring=keyring, label=job_id)
-        return StoredFile(head=head, replace=replace, size=len(head) + label.data_bytes,
-                          duration_s=samples / SAMPLE_RATE)  # fmt: skip
-    stored = finish_stored(exporter, bytes(streamed), keyring=keyring, label=job_id, c2pa_signer=signer)
-    kept = _common_suffix(stored, streamed)
-    return StoredFile(head=stored[:len(stored) - kept], replace=len(streamed) - kept, size=len(stored),
-                      duration_s=samples / SAMPLE_RATE, data=stored)
-
-
-def _common_suffix(a: bytes, b: bytes | bytearray, block: int = 1 << 16) -> int:
-    """How many bytes ``a`` and ``b`` have in common at their ends."""
-    va, vb = memoryview(a), memoryview(b)
-    n = 0
-    limit = min(len(a), len(b))
-    while n < limit:
-        step = min(block, limit - n)
-        if va[len(a) - n - step:len(a) - n] == vb[len(b) - n - step:len(b) - n]:
-            n += step
-            continue
-        while n < limit and va[len(a) - n - 1] == vb[len(b) - n - 1]:
-            n += 1
-        return n
-    return n
+    return samples
 
 
 def c2pa_signer(settings: Settings) -> Any:  # noqa: ANN401 - engine.watermark.c2pa.Signer

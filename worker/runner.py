@@ -46,6 +46,7 @@ from worker.progress import progress_writer
 log = logging.getLogger(__name__)
 POISON_EXIT_CODE = 137  # what a SIGKILL-ed process reports, as after an out-of-memory kill
 RESUME_READ_S = 0.05  # how long a resumed attempt waits for more of the earlier pieces (they are all there)
+SIGNED_PIECE = 1 << 20  # a C2PA-signed file is uploaded from its spool this much at a time
 
 
 class TransientError(Exception):
@@ -289,13 +290,19 @@ def _exit_if_poisoned(marker: str | None, job: Job) -> None:
 
 
 def _commit(backend: Backend, out: ObjectWriter, key: str, fmt: str, stored: pipeline.StoredFile) -> None:
-    """The streamed object with its final head; a head that reaches past what the writer still
-    holds (a C2PA manifest rewrites the whole file) is written again in one piece."""
-    if stored.replace <= out.held or stored.data is None:
-        out.commit(stored.head, stored.replace)  # a WAV head (44 bytes) is always held
-    else:
-        out.abort()
-        backend.storage.put(key, stored.data, CONTENT_TYPES[fmt])
+    """The streamed object with its labelled head (only the metadata: within what the writer holds);
+    a C2PA-signed file (the manifest rewrites the whole file) is written again from its spooled file."""
+    if stored.file is None:
+        out.commit(stored.head, stored.replace)
+        return
+    out.abort()
+    try:
+        with backend.storage.open_writer(key, CONTENT_TYPES[fmt]) as signed:
+            while piece := stored.file.read(SIGNED_PIECE):
+                signed.write(piece)
+            signed.commit()
+    finally:
+        stored.file.close()
 
 
 class PiecePublisher:

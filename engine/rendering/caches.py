@@ -24,6 +24,7 @@ def chunk_id(text: str, voice: str, model_id: str, sound: object, reader: str) -
 
 
 class ChunkCache(Protocol):
+    def contains(self, key: str) -> bool: ...  # without loading it: a render loads each when it plays it
     def get(self, key: str) -> np.ndarray | None: ...
     def put(self, key: str, audio: np.ndarray) -> None: ...
 
@@ -34,6 +35,9 @@ class MemoryChunkCache:
     def __init__(self, max_chunks: int = 4096) -> None:
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
         self.max_chunks = max_chunks
+
+    def contains(self, key: str) -> bool:
+        return key in self._items
 
     def get(self, key: str) -> np.ndarray | None:
         found = self._items.get(key)
@@ -60,6 +64,9 @@ class FolderChunkCache:
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}.npy"
+
+    def contains(self, key: str) -> bool:
+        return self._path(key).exists()
 
     def get(self, key: str) -> np.ndarray | None:
         path = self._path(key)

@@ -39,6 +39,7 @@ class PlannedChunk:
     seed: int = 0
     audio: np.ndarray | None = None
     rendered: bool = False  # its batch is done: its features are gone and must not be computed again
+    cached: bool = False  # its audio is in the chunk cache: loaded when its turn to play comes
 
 
 def draw_seed(params: RenderParams) -> int:
@@ -58,15 +59,14 @@ def plan_chunks(text: str, profile: VoiceProfile, params: RenderParams, model_id
 
 
 def prepare_chunks(reports: list[ChunkReport], seed: int, chunk_cache: ChunkCache | None) -> list[PlannedChunk]:
-    """Each chunk with its own seed (from its id and the request's), and its audio if it is cached."""
+    """Each chunk with its own seed (from its id and the request's), marked when it is cached. Its
+    audio is not loaded here: a resumed diary would hold all of it at once (RenderStream loads each
+    cached chunk when its turn to play comes)."""
     chunks = [PlannedChunk(report) for report in reports]
     for chunk in chunks:
         chunk.seed = int(chunk.report.id[:15], 16) ^ (seed & (2**62 - 1))
-        cached = chunk_cache.get(chunk.report.id) if chunk_cache is not None else None
-        if cached is not None:
-            chunk.audio = cached
-            chunk.report.cached = True
-            chunk.report.samples = len(cached)
+        if chunk_cache is not None and chunk_cache.contains(chunk.report.id):
+            chunk.cached = chunk.report.cached = True
     return chunks
 
 

@@ -3,14 +3,16 @@
 Per batch (see :func:`~engine.rendering.planning.ramped_batches`): features, then semantic tokens
 (relaying early audio if the first chunk starts early), then each chunk vocoded; the chunk whose
 predecessors are all out is played window by window as it is vocoded, the others are held until
-their turn. Cached chunks are played when their turn comes.
+their turn. Cached chunks are loaded from the cache and played when their turn comes (one at a
+time: a resumed diary never holds its cached audio all at once); one that left the cache since
+the render was planned is rendered alone then.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
@@ -49,13 +51,14 @@ class RenderStream:
     early_start: bool = False
     pause_point: PausePoint | None = None  # see planning.PausePoint
     next_out: int = 0  # the first chunk not yet played
+    _ge: torch.Tensor | None = field(default=None, init=False, repr=False)  # the voice's timbre, once computed
 
     def pieces(self) -> Iterator[AudioPiece]:
         """Every chunk's audio, in text order. A chunk keeps its features only until its batch is done
         and its audio only until it is played, so memory is bounded by a batch, not by the diary."""
-        todo = [c for c in self.chunks if c.audio is None]
+        todo = [c for c in self.chunks if not c.cached]
         batches = ramped_batches(todo, self.params.batch_size)
-        ge = timbre(self.models, self.profile)
+        self._ge = ge = timbre(self.models, self.profile)
         for batch in batches:
             self._pause()
             if self.should_cancel is not None and self.should_cancel():
@@ -64,7 +67,8 @@ class RenderStream:
             if batch:
                 yield from self._batch(batch, todo, ge)
 
-    def _batch(self, batch: list[PlannedChunk], todo: list[PlannedChunk], ge: torch.Tensor) -> Iterator[AudioPiece]:
+    def _batch(self, batch: list[PlannedChunk], todo: list[PlannedChunk], ge: torch.Tensor,
+               play_ready: bool = True) -> Iterator[AudioPiece]:  # fmt: skip
         compute_features(self.models, batch, todo, self.params, self.timings)
         early = self._early_start(batch[0], ge)
         decoding = semantic_tokens(self.models, batch, self.profile, self.params, self.timings, self.token_budget,
@@ -74,7 +78,8 @@ class RenderStream:
             started = early if early is not None and early.started and chunk is batch[0] else None
             yield from self._finish(chunk, tokens[chunk.report.index], ge, started)
             chunk.features, chunk.rendered = None, True  # its vocoding was their last use
-            yield from self._ready()
+            if play_ready:
+                yield from self._ready()
 
     def _early_start(self, head: PlannedChunk, ge: torch.Tensor) -> EarlyStart | None:
         """An early start for the render's first chunk, when asked for and ``head`` is it."""
@@ -132,12 +137,25 @@ class RenderStream:
             self.pause_point()
 
     def _ready(self) -> Iterator[AudioPiece]:
-        """Every chunk whose turn has come and whose audio is already there, whole."""
-        while self.next_out < len(self.chunks) and self.chunks[self.next_out].audio is not None:
+        """Every chunk whose turn has come and whose audio is already there (or in the cache), whole."""
+        while self.next_out < len(self.chunks):
             chunk = self.chunks[self.next_out]
+            if chunk.audio is None and chunk.cached and not self._load(chunk):
+                yield from self._batch([chunk], [chunk], self._ge, play_ready=False)  # plays it as it comes
+                continue
+            if chunk.audio is None:
+                return
             whole, chunk.audio = chunk.audio, None  # played: a render holds no audio it has let out
             self.next_out += 1
             yield self._emit(chunk, whole, True)
+
+    def _load(self, chunk: PlannedChunk) -> bool:
+        """Load a cached chunk's audio now that its turn has come; False when it is no longer cached."""
+        cached = self.chunk_cache.get(chunk.report.id) if self.chunk_cache is not None else None
+        chunk.cached = chunk.report.cached = cached is not None
+        if cached is not None:
+            chunk.audio, chunk.report.samples = cached, len(cached)
+        return cached is not None
 
     def _emit(self, chunk: PlannedChunk, part: np.ndarray, last: bool) -> AudioPiece:
         if self.timings.first_audio_s is None:

@@ -7,6 +7,16 @@ RIFF chunk and an ID3 chunk in WAV.
 
 The content digest covers only the coded audio (WAV data chunk, MP3 frames, FLAC frames, Ogg audio
 packets), so writing or rewriting metadata, or adding a C2PA manifest, leaves it unchanged.
+
+MP3 digests are version 2: the first frame (the encoder's Xing/Info frame, which it rewrites at
+close with the file's totals and a CRC of the others) is digested after the other frames, so a streamed file
+can be digested as its bytes pass (``engine.watermark.streamdigest``). Version 1 (the frames in
+file order) is what earlier MP3 files were signed with: verification accepts both
+(``content_digests``).
+
+``labelled_head`` writes the label into the first bytes of a FLAC, Ogg or MP3 file alone (its
+metadata), with the padding ``write_label`` would choose for the whole file: the streamed path
+patches only that head.
 """
 
 from __future__ import annotations
@@ -14,11 +24,17 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mutagen import PaddingInfo
 
 from engine.errors import EngineError
 from engine.watermark.labels import AigcLabel
 
 TAG = "AIGC"
+DIGEST_VERSION = {"mp3": 2}  # formats whose current digest is not version 1 (see the module's notes)
 
 
 def detect_format(data: bytes) -> str | None:
@@ -40,6 +56,47 @@ def write_label(data: bytes, label: AigcLabel) -> bytes:
     text = label.to_json()
     if fmt == "wav":
         return _wav_write(data, text)
+    return _container_write(data, fmt, text)
+
+
+def labelled_head(head: bytes, size: int, label: AigcLabel) -> tuple[bytes, int]:
+    """(new_head, replace) for a FLAC, Ogg or MP3 file of ``size`` bytes whose first bytes are ``head``
+    (all its metadata at least): ``write_label(data, label) == new_head + data[replace:]``, where
+    ``replace`` is where its metadata ends. Only the head is read, so the file need not be in memory."""
+    from mutagen import PaddingInfo
+
+    fmt = _format_or_raise(head)
+    if fmt == "wav":
+        raise EngineError("a WAV head is labelled by engine.export.StreamedLabel")
+    end = metadata_end(head, fmt)
+    missing = size - end  # the bytes after the metadata: mutagen's padding grows with them
+
+    def padding(info: PaddingInfo) -> int:
+        return PaddingInfo(info.padding, info.size + missing).get_default_padding()
+
+    labelled = _container_write(head[:end], fmt, label.to_json(), padding=padding)
+    if fmt == "ogg" and _ogg_last_sequence(labelled) != _ogg_last_sequence(head[:end]):
+        # mutagen would renumber every later page: no head patch can do that (libsndfile's comment
+        # header has room for our label, so this does not happen with our encoder)
+        raise EngineError("the labelled Ogg comment header needs more pages than the stream's")
+    return labelled, end
+
+
+def metadata_end(data: bytes, fmt: str) -> int:
+    """Where a FLAC, Ogg or MP3 file's metadata ends and its audio (the digested bytes) begins."""
+    try:
+        if fmt == "flac":
+            return _flac_audio_start(data)
+        if fmt == "mp3":
+            return _id3v2_end(data)
+        if fmt == "ogg":
+            return _ogg_comment_end(data)
+    except (IndexError, ValueError) as exc:  # a head cut inside the metadata
+        raise EngineError(f"the {fmt} head does not hold all its metadata") from exc
+    raise EngineError(f"no metadata end for {fmt}")
+
+
+def _container_write(data: bytes, fmt: str, text: str, padding: Callable[[PaddingInfo], int] | None = None) -> bytes:
     if fmt == "mp3":
         from mutagen.id3 import ID3, TXXX, ID3NoHeaderError
 
@@ -51,7 +108,7 @@ def write_label(data: bytes, label: AigcLabel) -> bytes:
         tags.delall(f"TXXX:{TAG}")
         tags.add(TXXX(encoding=0, desc=TAG, text=[text]))  # the JSON is ASCII: plain bytes in v2.3
         buf.seek(0)
-        tags.save(buf, v2_version=3)
+        tags.save(buf, v2_version=3, padding=padding)
         return buf.getvalue()
     buf = io.BytesIO(data)
     audio = _vorbis_file(buf, fmt)
@@ -59,7 +116,7 @@ def write_label(data: bytes, label: AigcLabel) -> bytes:
         audio.add_tags()
     audio.tags[TAG] = [text]
     buf.seek(0)
-    audio.save(buf)
+    audio.save(buf, padding=padding)
     return buf.getvalue()
 
 
@@ -92,15 +149,16 @@ def read_label(data: bytes) -> AigcLabel | None:
         return None
 
 
-def content_hasher(fmt: str) -> hashlib._Hash:
+def content_hasher(fmt: str, version: int | None = None) -> hashlib._Hash:
     """The digest's SHA-256 before any audio: ``content_digest`` and streamed files start from it."""
-    return hashlib.sha256(f"echodiary.content.v1.{fmt}\n".encode())
+    version = DIGEST_VERSION.get(fmt, 1) if version is None else version
+    return hashlib.sha256(f"echodiary.content.v{version}.{fmt}\n".encode())
 
 
-def content_digest(data: bytes) -> bytes:
-    """SHA-256 of the coded audio stream, independent of metadata."""
+def content_digest(data: bytes, version: int | None = None) -> bytes:
+    """SHA-256 of the coded audio stream, independent of metadata (the current version by default)."""
     fmt = _format_or_raise(data)
-    h = content_hasher(fmt)
+    h = content_hasher(fmt, version)
     if fmt == "wav":
         for cid, start, size in _riff_chunks(data):
             if cid == b"data":
@@ -109,15 +167,46 @@ def content_digest(data: bytes) -> bytes:
         else:
             raise EngineError("the WAV file has no data chunk")
     elif fmt == "mp3":
+        start = _id3v2_end(data)
         end = len(data) - 128 if data[-128:-125] == b"TAG" else len(data)
-        h.update(data[_id3v2_end(data):end])
+        first = 0 if version == 1 else min(mp3_first_frame_length(data, start), end - start)
+        h.update(data[start + first:end])
+        h.update(data[start:start + first])  # version 2: the first frame (rewritten at close) last
     elif fmt == "flac":
         h.update(data[_flac_audio_start(data):])
     else:
         for i, packet in enumerate(_ogg_packets(data)):
             if i != 1:  # packet 1 is the comment header (OpusTags / Vorbis comments): metadata
-                h.update(struct.pack(">I", len(packet)) + packet)
+                h.update(ogg_packet_digested(packet))
     return h.digest()
+
+
+def content_digests(data: bytes) -> list[bytes]:
+    """Every digest a label on ``data`` may have been signed with: the current one, then older versions."""
+    fmt = _format_or_raise(data)
+    return [content_digest(data)] + ([content_digest(data, version=1)] if fmt in DIGEST_VERSION else [])
+
+
+def ogg_packet_digested(packet: bytes) -> bytes:
+    return struct.pack(">I", len(packet)) + packet
+
+
+# MPEG audio layer III: bitrates (kbit/s) by index, for MPEG-1 and MPEG-2/2.5, and sample rates
+_MP3_BITRATES = ((0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+                 (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160))
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def mp3_first_frame_length(data: bytes, start: int) -> int:
+    """The length of the layer III frame at ``start`` (0 when there is none: then nothing moves)."""
+    header = data[start:start + 4]
+    if len(header) < 4 or header[0] != 0xFF or (header[1] & 0xE0) != 0xE0 or (header[1] >> 1) & 3 != 1:
+        return 0
+    version, bitrate_index, rate_index = (header[1] >> 3) & 3, header[2] >> 4, (header[2] >> 2) & 3
+    if version == 1 or bitrate_index in (0, 15) or rate_index == 3:
+        return 0
+    bitrate = _MP3_BITRATES[0 if version == 3 else 1][bitrate_index] * 1000
+    return (144 if version == 3 else 72) * bitrate // _MP3_RATES[version][rate_index] + ((header[2] >> 1) & 1)
 
 
 # --- containers ----------------------------------------------------------------------------------
@@ -165,6 +254,34 @@ def _flac_audio_start(data: bytes) -> int:
         pos += 4 + size
         if header & 0x80:
             return pos
+
+
+def _ogg_comment_end(data: bytes) -> int:
+    """The offset just past the page that completes the first stream's comment header (packet 1)."""
+    from mutagen.ogg import OggPage
+
+    buf = io.BytesIO(data)
+    pages: list[OggPage] = []
+    while True:
+        try:
+            page = OggPage(buf)
+        except Exception as exc:  # the head ends before the comment header does
+            raise ValueError("no complete comment header") from exc
+        if pages and page.serial != pages[0].serial:
+            continue
+        pages.append(page)
+        packets = len(OggPage.to_packets(pages, strict=False))
+        if packets - (not page.complete) >= 2:
+            return buf.tell()
+
+
+def _ogg_last_sequence(data: bytes) -> int:
+    from mutagen.ogg import OggPage
+
+    buf, sequence = io.BytesIO(data), -1
+    while buf.tell() < len(data):
+        sequence = OggPage(buf).sequence
+    return sequence
 
 
 def _ogg_packets(data: bytes) -> list[bytes]:
