@@ -22,10 +22,10 @@ vendor, and int8 reads the fewest; fbgemm and oneDNN are vendor-neutral, unlike 
 else exact; on GPUs (already half precision) exact. bf16 is there by name: it moves the numbers least,
 but oneDNN prepares a kernel for each new input shape, and a render's prefills all differ in length.
 
-Batching: exact and bf16 compute each row on its own, so greedy decoding gives a chunk the same tokens
-alone or in a batch. int8 quantizes a call's input with one scale for all its rows, so there a batch
-moves a chunk's numbers slightly (sampled decoding depends on the batch in every mode: one generator
-draws for all rows).
+Batching: with exact kernels, greedy decoding gives a chunk the same tokens alone or in a batch (a
+test checks it). The fast modes do not promise that: int8 quantizes a call's input with one scale for
+all its rows, and oneDNN picks other bf16 kernels for other row counts, so a batch moves a chunk's
+numbers slightly. (Sampled decoding depends on the batch in every mode: one generator draws for all rows.)
 """
 
 from __future__ import annotations

@@ -116,13 +116,12 @@ def test_same_seed_gives_the_same_audio_and_another_seed_does_not(engine, voice_
     assert not np.array_equal(first.audio, other.audio)
 
 
-@pytest.mark.parametrize("matmul", ["exact", "bf16"])
-def test_greedy_batched_rendering_equals_one_by_one_and_keeps_order(engine, voice_a, matmul):
-    # Batching must not change what greedy decoding says (padding, masks, rows leaving). int8 is left
-    # out by design: one activation scale per call makes a batch move its numbers (engine.kernels).
+def test_greedy_batched_rendering_equals_one_by_one_and_keeps_order(engine, voice_a):
+    # Batching must not change what greedy decoding says (padding, masks, rows leaving): checked on
+    # the exact kernels, as the fast ones move a batch's numbers by design (engine.kernels).
     greedy = RenderParams(top_k=1, noise_scale=0.0, seed=3)
     served = engine.models.matmul_mode
-    engine.models.use_matmul(matmul)
+    engine.models.use_matmul("exact")
     try:
         alone = engine.render(DIARY, voice_a, greedy.model_copy(update={"batch_size": 1}))
         batched = engine.render(DIARY, voice_a, greedy.model_copy(update={"batch_size": 4}))
