@@ -2,11 +2,12 @@
 
 Decoding one token per step reads every weight once per step, so on a CPU the step is bound by memory
 traffic (300 MB of float32 weights per token) and by how good the BLAS kernel is on that vendor's
-chips; measured on two 2-core machines, float32 ``F.linear`` spends 13 ms of a 17 ms step in matrix
-products on an Intel Xeon and about 38 of 41 ms on an AMD EPYC. Modes (``ops/bench/t2s.py --matmul``,
-:func:`engine.decoding.teacher_forced_logits` says how far each moves the logits from float32).
-BERT on one short sentence (the first chunk of a render, before any audio) is bound the same way:
-1.3 GB of float32 weights for a dozen tokens. Modes:
+chips: float32 ``F.linear`` is 13 ms of our 17 ms step on a 2-core Intel Xeon, and 78 % of
+upstream's step on a 2-core AMD EPYC (``../shared/research/upstream_baseline_cpu.md``), where both
+sides ran at the same speed. BERT on one short sentence (the first chunk of a render, before any
+audio) is bound the same way: 1.3 GB of float32 weights for a dozen tokens. Modes
+(``ops/bench/t2s.py --matmul``; :func:`engine.decoding.teacher_forced_logits` measures how far each
+moves the logits from float32):
 
 - ``exact``: float32 weights through ``F.linear``: upstream's numbers; the parity checks use it.
 - ``bf16``: weights packed once for oneDNN in bfloat16; a layer's input is rounded to bfloat16, the
@@ -51,7 +52,7 @@ def cpu_offers() -> set[str]:
 def choose_mode(requested: str, device: torch.device, dtype: torch.dtype, offers: set[str] | None = None) -> str:
     """The mode to run: ``requested`` unless it is ``auto``; only float32 CPU models take a fast mode."""
     if requested not in MODES:
-        raise ValueError(f"t2s matmul mode must be one of {', '.join(MODES)}, got {requested!r}")
+        raise ValueError(f"matmul mode (ECHODIARY_MATMUL) must be one of {', '.join(MODES)}, got {requested!r}")
     if device.type != "cpu" or dtype != torch.float32:
         return "exact"
     if requested != "auto":
