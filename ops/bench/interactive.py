@@ -7,8 +7,7 @@ single worker, against the same request on the idle worker (issue #14: within 1.
 The real stack (API, Redis, PostgreSQL, S3 and one Celery worker, prefork, concurrency 1, with the
 warm start on), as ``ops.bench.stream`` runs it: the 62-character entry (an interactive job) through
 ``POST /v1/syntheses`` + ``GET /v1/jobs/{id}/audio`` (wav), request sent to first body byte, exact
-mode. (``/v1/audio/speech`` reads its input with ``text_lang="auto"``, which takes this entry's
-date for Japanese and refuses it.) While the
+mode (``ops.bench.stream`` measures ``/v1/audio/speech`` beside it: the same job path). While the
 diary renders, each request is sent once the diary has finished another chunk since the previous
 one, so every request meets a diary in the middle of its render; the diary pauses at its next
 pause point (between decoding steps, ``worker/lanes.py``) and runs the request inline. Random
