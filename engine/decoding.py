@@ -280,30 +280,30 @@ def decode_steps(
 
 def _prefill(model: Text2SemanticGPT, request: T2SRequest, cache: KVCache) -> Tensor:
     """Run one item's whole prefix (phones + prompt tokens) into ``cache``; logits of its last position."""
+    return model.logits(_run_prefix(model, request, request.prompt, cache)[:, -1])
+
+
+def _run_prefix(model: Text2SemanticGPT, request: T2SRequest, audio: Tensor | None, cache: KVCache) -> Tensor:
+    """Hidden states [1, phones + audio, D] of the request's phones followed by the ``audio`` tokens."""
     device = model.ar_predict_layer.weight.device
     phones = request.phones.to(device).long()[None]
     x = model.embed_text(phones, request.bert.to(device)[None])
-    if request.prompt is not None and len(request.prompt):
-        x = torch.cat([x, model.embed_audio(request.prompt.to(device).long()[None])], dim=1)
-        mask = prefix_mask(phones.shape[1], len(request.prompt), device)
-    else:
-        mask = None  # text only: every position sees every other
-    hidden = model(x, cache, mask)
-    return model.logits(hidden[:, -1])
+    if audio is None or not len(audio):
+        return model(x, cache, None)  # text only: every position sees every other
+    x = torch.cat([x, model.embed_audio(audio.to(device).long()[None])], dim=1)
+    return model(x, cache, prefix_mask(phones.shape[1], len(audio), device))
 
 
 @torch.inference_mode()
 def teacher_forced_logits(model: Text2SemanticGPT, request: T2SRequest, tokens: Tensor) -> Tensor:
     """The logits [N, V] the model gives each of ``tokens`` [N] after the request's prefix and the
     tokens before it, in one pass: how two kernel modes are compared on the same sequence."""
-    device = model.ar_predict_layer.weight.device
-    phones = request.phones.to(device).long()[None]
     prompt = torch.empty(0, dtype=torch.long) if request.prompt is None else request.prompt.long()
-    audio = torch.cat([prompt, tokens.long()[:-1]]).to(device)[None]
-    x = torch.cat([model.embed_text(phones, request.bert.to(device)[None]), model.embed_audio(audio)], dim=1)
-    cache = KVCache.allocate(model.config, 1, x.shape[1], device, model.dtype)
-    hidden = model(x, cache, prefix_mask(phones.shape[1], audio.shape[1], device))
-    return model.logits(hidden[0, phones.shape[1] + len(prompt) - 1 :]).float()
+    audio = torch.cat([prompt, tokens.long().cpu()[:-1]])
+    cache = KVCache.allocate(model.config, 1, len(request.phones) + len(audio), model.ar_predict_layer.weight.device,
+                             model.dtype)  # fmt: skip
+    hidden = _run_prefix(model, request, audio, cache)
+    return model.logits(hidden[0, len(request.phones) + len(prompt) - 1 :]).float()
 
 
 # ---------------------------------------------------------------------------------------------
