@@ -19,6 +19,7 @@ from contracts.vocabulary import (
     JOB_KINDS,
     JOB_STATUSES,
     LANES,
+    MATMUL_SETTINGS,
     QUEUED,
     RUNNING,
     SPLIT_METHODS,
@@ -31,6 +32,8 @@ from contracts.vocabulary import (
     JobKind,
     JobStatus,
     Lane,
+    MatmulMode,
+    MatmulSetting,
     SplitMethod,
     StyleName,
     TextLang,
@@ -39,7 +42,7 @@ from contracts.vocabulary import (
 
 __all__ = [
     "ACTIVE", "BACKGROUND", "CANCELLED", "ENGINE_ONLY", "ENROLL", "ENROLLMENT_STYLE", "FAILED", "FINETUNE", "FINISHED", "FORMATS",
-    "INTERACTIVE", "JOB_KINDS", "JOB_STATUSES", "LANES", "MAX_SEED", "PARAM_NAMES", "QUEUED", "RUNNING",
+    "INTERACTIVE", "JOB_KINDS", "JOB_STATUSES", "LANES", "MATMUL_SETTINGS", "MAX_SEED", "PARAM_NAMES", "QUEUED", "RUNNING",
     "SPLIT_METHODS", "STYLE_NAME_PATTERN", "SUCCEEDED", "SYNTHESIS", "TEXT_LANGS", "VOICE_LANGS", "Format", "JobKind",
-    "JobStatus", "Lane", "SplitMethod", "StyleName", "SynthesisParams", "TextLang", "VoiceLang", "optional_overrides",
+    "JobStatus", "Lane", "MatmulMode", "MatmulSetting", "SplitMethod", "StyleName", "SynthesisParams", "TextLang", "VoiceLang", "optional_overrides",
 ]  # fmt: skip

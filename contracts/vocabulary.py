@@ -40,6 +40,12 @@ JobKind = Literal["enroll", "synthesis", "finetune"]
 JOB_KINDS: tuple[JobKind, ...] = get_args(JobKind)
 ENROLL, SYNTHESIS, FINETUNE = JOB_KINDS
 
+# The linear kernels of the GPT and BERT on CPU (engine.kernels): what a process runs, and what the
+# ECHODIARY_MATMUL setting may ask for ("auto": chosen from the CPU's instruction set at start).
+MatmulMode = Literal["exact", "bf16", "int8"]
+MatmulSetting = Literal["auto", MatmulMode]
+MATMUL_SETTINGS: tuple[MatmulSetting, ...] = get_args(MatmulSetting)
+
 # Lanes: short interactive work goes ahead of long background renders.
 Lane = Literal["interactive", "background"]
 LANES: tuple[Lane, ...] = get_args(Lane)

@@ -32,24 +32,29 @@ numbers slightly. (Sampled decoding depends on the batch in every mode: one gene
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-MODES = ("auto", "exact", "bf16", "int8")
+from contracts import MATMUL_SETTINGS
+
+MODES = MATMUL_SETTINGS
 Kernel = Callable[[Tensor], Tensor]
 
 
-def cpu_offers() -> set[str]:
+@cache  # the CPU does not change while the process runs; every layer's kernel asks
+def cpu_offers() -> frozenset[str]:
     """The instruction-set features the kernels care about, as this process's PyTorch sees them."""
     checks = {"avx2": torch.cpu._is_avx2_supported, "avx512": torch.cpu._is_avx512_supported,
               "avx512_bf16": torch.cpu._is_avx512_bf16_supported, "amx": torch.cpu._is_amx_tile_supported,
               "vnni": torch.cpu._is_vnni_supported}  # fmt: skip
-    return {name for name, check in checks.items() if check()}
+    return frozenset(name for name, check in checks.items() if check())
 
 
-def choose_mode(requested: str, device: torch.device, dtype: torch.dtype, offers: set[str] | None = None) -> str:
+def choose_mode(requested: str, device: torch.device, dtype: torch.dtype,
+                offers: frozenset[str] | set[str] | None = None) -> str:  # fmt: skip
     """The mode to run: ``requested`` unless it is ``auto``; only float32 CPU models take a fast mode."""
     if requested not in MODES:
         raise ValueError(f"matmul mode (ECHODIARY_MATMUL) must be one of {', '.join(MODES)}, got {requested!r}")
@@ -91,6 +96,20 @@ def int8_kernel(weight: Tensor, bias: Tensor | None, reduce_range: bool) -> Kern
     return run
 
 
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, kernel: Kernel | None = None) -> Tensor:
+    """The layer's ``kernel`` while no gradient is taken (training always takes the exact path); else
+    ``F.linear``, first widening a half-stored weight to the activations' dtype.
+
+    See :meth:`engine.t2s.Text2SemanticGPT.keep_weights_half`: official files store float16 weights, so
+    widening them per use gives exactly the float32 weights upstream computes with.
+    """
+    if kernel is not None and not torch.is_grad_enabled():
+        return kernel(x)
+    if weight.dtype != x.dtype:
+        weight = weight.to(x.dtype)
+    return F.linear(x, weight, bias)
+
+
 def build_kernel(mode: str, weight: Tensor, bias: Tensor | None) -> Kernel | None:
     """The fast kernel for one layer, or None for ``exact`` (the caller keeps ``F.linear``)."""
     if mode == "exact":
@@ -117,8 +136,6 @@ def use_kernels(module: nn.Module, mode: str) -> None:
 
 def _served_by(kernel: Kernel, layer: nn.Linear) -> Kernel:
     def forward(x: Tensor) -> Tensor:
-        if torch.is_grad_enabled():
-            return F.linear(x, layer.weight, layer.bias)
-        return kernel(x)
+        return linear(x, layer.weight, layer.bias, kernel)
 
     return forward

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.kernels import Kernel, build_kernel
+from engine.kernels import Kernel, build_kernel, linear
 from engine.kv_cache import KVCache
 from engine.t2s_config import T2SConfig
 
@@ -66,20 +66,6 @@ class SinePositions(nn.Module):
     def at(self, positions: Tensor) -> Tensor:
         """``alpha * pe`` at per-row positions [B] -> [B, 1, D]."""
         return (self.alpha * self.pe[positions])[:, None]
-
-
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, kernel: Kernel | None = None) -> Tensor:
-    """``F.linear`` that first widens a half-stored weight to the activations' dtype; or the layer's
-    packed ``kernel`` when one is set (:meth:`Text2SemanticGPT.use_matmul`).
-
-    See :meth:`Text2SemanticGPT.keep_weights_half`: official files store float16 weights, so widening
-    them per use gives exactly the float32 weights upstream computes with, at half the memory traffic.
-    """
-    if kernel is not None and not torch.is_grad_enabled():  # training always takes the exact path
-        return kernel(x)
-    if weight.dtype != x.dtype:
-        weight = weight.to(x.dtype)
-    return F.linear(x, weight, bias)
 
 
 class Linear(nn.Linear):

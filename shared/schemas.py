@@ -21,6 +21,7 @@ from contracts import (
     Format,
     JobKind,
     JobStatus,
+    MatmulMode,
     StyleName,
     SynthesisParams,
     TextLang,
@@ -174,7 +175,7 @@ class WorkerReadiness(BaseModel):
     since: float = Field(description="Unix time the process entered this state.")
     warm_up_s: float | None = Field(None, description="Seconds the warm-up took.")
     voices_warmed: int | None = Field(None, description="Recently used voice profiles preloaded at start.")
-    matmul: Literal["exact", "bf16", "int8"] | None = Field(
+    matmul: MatmulMode | None = Field(
         None, description="The linear kernels (GPT, BERT) this process chose at start (ECHODIARY_MATMUL).")
     error: str | None = None
 

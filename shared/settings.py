@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts import MatmulSetting
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ECHODIARY_", env_file=".env", extra="ignore")
@@ -107,7 +109,7 @@ class Settings(BaseSettings):
     threads: int | None = None
     # The linear kernels of the GPT and BERT on CPU (engine.kernels): auto picks int8 or bf16 from the
     # CPU's instruction set; exact keeps upstream's float32 numbers.
-    matmul: str = Field("auto", pattern="^(auto|exact|bf16|int8)$")
+    matmul: MatmulSetting = "auto"
 
     @property
     def embedded(self) -> bool:

@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts import MATMUL_SETTINGS
+
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = REPO.parent / "shared" / "tools" / "upstream" / "model"
 UPSTREAM_COMMIT = "48b1a0169a28582a8984402f82cf438d3bfa6aca"
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", type=Path, default=DEFAULT_MODELS)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--matmul", default="auto", choices=["auto", "exact", "bf16", "int8"],
+    parser.add_argument("--matmul", default="auto", choices=MATMUL_SETTINGS,
                         help="our GPT and BERT CPU kernels (engine.kernels); exact: upstream's float32 numbers")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     args = parser.parse_args(argv)
