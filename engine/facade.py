@@ -125,6 +125,7 @@ class Engine:
         token_budget: Callable[[int], int] | None = None,
         first_window_frames: int = FIRST_WINDOW_FRAMES,
         early_start: bool = False,
+        early_start_at: int | None = None,
         pause_point: PausePoint | None = None,
     ) -> Iterator[AudioPiece]:
         """Yield audio in text order as soon as it exists: the first chunk window by window as the
@@ -132,7 +133,9 @@ class Engine:
 
         ``early_start`` plays the first chunk before its semantic tokens are all decoded (see
         :class:`~engine.rendering.early_start.EarlyStart`): sooner audio, but its first moments are an
-        approximation of the exact render, so that chunk is not put in ``chunk_cache``.
+        approximation of the exact render, so that chunk is not put in ``chunk_cache``. Its moment
+        comes from the clock; the first piece's ``report.early_tokens`` says what it was, and
+        ``early_start_at`` replays it (an early start after exactly that many tokens: the same audio).
 
         ``seed`` overrides ``params.seed`` (a render with seed -1 draws one and passes it here).
         ``token_budget(n_phones) -> n`` is for benchmarks on random weights, which never say EOS: it
@@ -151,5 +154,5 @@ class Engine:
         timings.frontend_s += time.perf_counter() - t0
         run = RenderStream(self.models, profile, params, prepare_chunks(reports, seed, chunk_cache), timings,
                            started_at, chunk_cache, should_cancel, token_budget, first_window_frames, early_start,
-                           pause_point)  # fmt: skip
+                           early_start_at, pause_point)  # fmt: skip
         yield from run.pieces()

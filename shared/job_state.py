@@ -130,6 +130,11 @@ def record_progress(session: Session, job_id: str, attempt: int, done: int, tota
     return True
 
 
+def record_early_start(session: Session, job_id: str, attempt: int, tokens: int) -> bool:
+    """Store when this attempt's render started early (before its first byte is out)."""
+    return session.exec(update(Job).where(_ours(job_id, attempt)).values(early_tokens=tokens)).rowcount == 1
+
+
 def cancel_wanted(session: Session, job_id: str, attempt: int) -> bool:
     """True when the member asked to cancel, or the job stopped being ours (so stop working on it)."""
     row = session.exec(select(Job.status, Job.attempt, Job.cancel_requested).where(Job.id == job_id)).first()

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     worker_chunk_delay_s: float = 0.0  # a pause after each chunk; only tests that need a slow job set it
     # A background synthesis pauses mid-batch to run waiting interactive jobs inline (worker/lanes.py).
     yield_to_interactive: bool = True
+    # Interactive syntheses start playing before their first chunk is fully decoded (the engine's
+    # early start, as upstream's streaming mode) and decide their loudness on 0.5 s of audio, not 1 s.
+    interactive_early_start: bool = True
     # Each worker process loads the models and runs one tiny render at start (worker/readiness.py);
     # tests that do not need it turn it off. Readiness is reported in Redis, refreshed every
     # worker_ready_heartbeat_s and gone after three missed beats.

@@ -128,6 +128,9 @@ class Job(SQLModel, table=True):
     progress_total: int = 0
     # Chunks of a synthesis taken from the chunk cache instead of synthesised (a re-render after an edit).
     chunks_reused: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # After how many tokens the first chunk started early (the engine's clock chose it): a takeover
+    # replays it, so that every attempt streams the same bytes.
+    early_tokens: int | None = None
     error: str | None = None
 
     result_key: str | None = None

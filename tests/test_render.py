@@ -242,6 +242,23 @@ def test_early_start_plays_the_first_chunk_before_its_tokens_are_decoded(engine,
             assert np.array_equal(chunk_audio(pieces, index), chunk_audio(exact, index))
 
 
+def test_an_early_start_replayed_at_its_step_gives_the_same_audio(engine, voice_a):
+    params = RenderParams(seed=9, batch_size=4, max_retries=0)
+    budget = lambda n_phones: 60  # noqa: E731 - long enough for the clock to start early
+    first, steps = [], set()
+    for piece in engine.stream_pieces(DIARY, voice_a, params, token_budget=budget, early_start=True):
+        first.append(piece)
+        if piece.report.index == 0:
+            steps.add(piece.report.early_tokens)  # as each piece comes out: known from the first one on
+    assert len(steps) == 1 and isinstance(k := steps.pop(), int) and 10 < k < 60
+    assert all(p.report.early_tokens is None for p in first if p.report.index > 0)
+    again = list(engine.stream_pieces(DIARY, voice_a, params, token_budget=budget, early_start_at=k))
+    assert np.array_equal(np.concatenate([p.audio for p in again]), np.concatenate([p.audio for p in first]))
+    other = list(engine.stream_pieces(DIARY, voice_a, params, token_budget=budget, early_start_at=k + 3))
+    assert other[0].report.early_tokens == k + 3
+    assert not np.array_equal(np.concatenate([p.audio for p in other]), np.concatenate([p.audio for p in first]))
+
+
 def test_cancel_stops_between_chunks(engine, voice_a):
     calls = {"n": 0}
 

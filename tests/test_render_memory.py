@@ -264,6 +264,39 @@ def test_render_streaming_stores_what_it_streamed_with_a_label_that_verifies(eng
     assert check is not None and check.verified and check.fields["ProduceID"] == "job-m2"
 
 
+def test_an_early_opening_is_told_before_its_first_byte_and_replays_to_the_same_bytes(engine, voice, tmp_path,
+                                                                                      monkeypatch) -> None:  # fmt: skip
+    from shared.settings import Settings
+    from worker import pipeline
+
+    original = Engine.stream_pieces
+    monkeypatch.setattr(Engine, "stream_pieces",  # long chunks: the clock has time to start early
+                        lambda self, *a, **kw: original(self, *a, **kw | {"token_budget": lambda phones: 60}))
+    settings = Settings(data_dir=tmp_path, models_dir=tmp_path / "models", watermark=True)
+    events: list[str] = []
+
+    def streamed(opening: pipeline.Opening) -> bytes:
+        data = bytearray()
+
+        def on_piece(piece: bytes, progress: float) -> None:
+            events.append("bytes")
+            data.extend(piece)
+
+        pipeline.render_streaming(settings, TEXT, voice, {"seed": 3, "batch_size": 4}, "wav", 99, "job-e1",
+                                  on_piece, lambda done, total: None, lambda: False, engine=engine, opening=opening)  # fmt: skip
+        return bytes(data)
+
+    told: list[int] = []
+    first = streamed(pipeline.Opening(early_start=True, short_lead=True,
+                                      on_early_start=lambda k: (told.append(k), events.append("told"))))  # fmt: skip
+    assert len(told) == 1 and events[0] == "told"
+    events.clear()
+    again = streamed(pipeline.Opening(early_start=True, replay_at=told[0], short_lead=True,
+                                      on_early_start=lambda k: events.append("told")))  # fmt: skip
+    assert again == first and "told" not in events  # a replay is on record already
+    assert streamed(pipeline.Opening()) != first  # exact, on a 1 s lead
+
+
 @pytest.mark.parametrize("fmt", ["wav", "mp3"])
 def test_render_streaming_signs_c2pa_from_a_spooled_file_not_from_memory(engine, voice, tmp_path, monkeypatch,
                                                                          fmt) -> None:  # fmt: skip

@@ -15,7 +15,7 @@ from shared.tables import Job
 from worker.cancel import cancel_checker
 from worker.chunks import StorageChunkCache
 from worker.claim import Lease, LostJob
-from worker.pipeline import WarmCache
+from worker.pipeline import Opening, WarmCache
 from worker.progress import progress_writer
 from worker.runner import TransientError, run_job
 
@@ -70,6 +70,33 @@ def test_progress_and_cancellation_go_through_the_job_row(backend):
     service.cancel_job(backend, member, job_id)
     time.sleep(0.25)  # the checker reads the row at most every 0.2 s
     assert should_cancel()
+
+
+def test_an_interactive_opening_puts_its_early_start_on_record_and_a_takeover_replays_it(backend):
+    from shared.tables import BACKGROUND, INTERACTIVE
+    from worker.runner import _opening
+
+    _, job_id = _queued_enrollment(backend)
+    with backend.db.write() as session:
+        attempt = job_state.claim(session, job_id, "w", 60)
+    with backend.db.read() as session:
+        job = session.get(Job, job_id)
+        session.expunge(job)
+    job.lane = INTERACTIVE
+    lease = Lease(backend.db, job_id, attempt, 60)
+    opening = _opening(backend.settings, job, lease)
+    assert opening.early_start and opening.short_lead and opening.replay_at is None
+    opening.on_early_start(23)
+    with backend.db.read() as session:
+        taken_over = session.get(Job, job_id)
+        session.expunge(taken_over)
+    assert taken_over.early_tokens == 23 and _opening(backend.settings, taken_over, lease).replay_at == 23
+    with pytest.raises(LostJob):  # an attempt that is no longer the job's cannot rewrite it
+        _opening(backend.settings, job, Lease(backend.db, job_id, attempt + 1, 60)).on_early_start(5)
+    job.lane = BACKGROUND
+    assert _opening(backend.settings, job, lease) == Opening()
+    job.lane = INTERACTIVE
+    assert _opening(backend.settings.model_copy(update={"interactive_early_start": False}), job, lease) == Opening()
 
 
 def test_chunk_cache_round_trips_float_audio_and_clears(tmp_path):

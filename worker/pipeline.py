@@ -185,6 +185,24 @@ class StoredFile:
 OnPiece = Callable[[bytes, float], None]
 
 
+@dataclass
+class Opening:
+    """How a streamed render opens. Interactive ones start early (the engine's early start) and take
+    their loudness from a short lead (``MIN_LOUDNESS_S``, 0.5 s, against ``LEAD_S``, 1 s), so the first
+    byte goes out with the first piece of audio. The early start's moment comes from the clock: the
+    first attempt reports it to ``on_early_start`` before its first byte, a takeover replays it."""
+
+    early_start: bool = False
+    replay_at: int | None = None  # tokens after which an earlier attempt of this job started early
+    on_early_start: Callable[[int], None] | None = None
+    short_lead: bool = False
+
+    def lead_s(self) -> float:
+        from engine.exporting import LEAD_S, MIN_LOUDNESS_S
+
+        return MIN_LOUDNESS_S if self.short_lead else LEAD_S
+
+
 def job_seed(params: dict[str, Any], job_id: str) -> int:
     """The request's seed, or one drawn from the job's id for seed -1: random per job, but the same
     for every attempt of it, so a taken-over job streams the same bytes again."""
@@ -195,21 +213,23 @@ def job_seed(params: dict[str, Any], job_id: str) -> int:
 def render_streaming(settings: Settings, text: str, profile: Any, params: dict[str, Any], fmt: str,  # noqa: ANN401
                      mark: int | None, job_id: str, on_piece: OnPiece, on_progress: Callable[[int, int], None],
                      should_cancel: Callable[[], bool], chunk_cache: Any = None,  # noqa: ANN401
-                     engine: Any = None, pause_point: Callable[[], None] | None = None) -> StoredFile:  # noqa: ANN401
+                     engine: Any = None, pause_point: Callable[[], None] | None = None,  # noqa: ANN401
+                     opening: Opening | None = None) -> StoredFile:
     """Like :func:`render`, but each encoded piece goes to ``on_piece(bytes, progress)`` as soon as
-    the export chain has it (lead ``engine.exporting.LEAD_S``): their concatenation is a playable
+    the export chain has it (after the lead of ``opening``, see :class:`Opening`): their concatenation is a playable
     file, and the stored one differs from it only in its first bytes, or is signed whole from a
     temporary file when C2PA is on (see :class:`StoredFile`). ``pause_point`` is the engine's
     (:data:`engine.rendering.planning.PausePoint`): the render calls it between decoding steps and
     may run other work inside it (see :mod:`worker.lanes`)."""
     from engine.audio import SAMPLE_RATE
     from engine.export import C2PA_FORMATS, StreamedLabel, sign_spooled
-    from engine.exporting import LEAD_S, PieceExporter
+    from engine.exporting import PieceExporter
 
     engine = engine if engine is not None else get_engine(settings)
+    opening = opening or Opening()
     keyring, payload, signer = _marking(settings, mark)
     exporter = PieceExporter(SAMPLE_RATE, fmt, loudness_lufs=settings.loudness_lufs, keyring=keyring,
-                             payload=payload, explicit_label=settings.explicit_label, lead_s=LEAD_S)
+                             payload=payload, explicit_label=settings.explicit_label, lead_s=opening.lead_s())
     # The label is digested as the bytes pass, in every format: nothing grows with the diary. A
     # C2PA manifest hashes the whole file: the stream is spooled to a temporary file for it.
     label = StreamedLabel(fmt)
@@ -224,7 +244,7 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
 
     try:
         samples = _export_pieces(engine, exporter, text, profile, params, job_id, emit, on_progress, should_cancel,
-                                 chunk_cache, pause_point)  # fmt: skip
+                                 chunk_cache, pause_point, opening)  # fmt: skip
         head, replace = label.finish(exporter, keyring=keyring, label=job_id)
         duration_s = samples / SAMPLE_RATE
         if spool is None:
@@ -242,14 +262,19 @@ def render_streaming(settings: Settings, text: str, profile: Any, params: dict[s
 def _export_pieces(engine: Any, exporter: Any, text: str, profile: Any, params: dict[str, Any],  # noqa: ANN401
                    job_id: str, emit: OnPiece, on_progress: Callable[[int, int], None],
                    should_cancel: Callable[[], bool], chunk_cache: Any,  # noqa: ANN401
-                   pause_point: Callable[[], None] | None) -> int:
+                   pause_point: Callable[[], None] | None, opening: Opening) -> int:
     """Render ``text`` through ``exporter``, each encoded piece to ``emit``; the samples rendered."""
     from engine.params import RenderParams
 
     samples = done = 0
+    told = opening.replay_at is not None  # a replayed start is on record already
     for piece in engine.stream_pieces(text, profile, RenderParams(**params), should_cancel=should_cancel,
                                       chunk_cache=chunk_cache, seed=job_seed(params, job_id),
-                                      pause_point=pause_point):
+                                      pause_point=pause_point, early_start=opening.early_start,
+                                      early_start_at=opening.replay_at):
+        if not told and piece.report.early_tokens is not None and opening.on_early_start is not None:
+            opening.on_early_start(piece.report.early_tokens)
+        told = told or piece.report.early_tokens is not None
         samples += piece.audio.shape[0]
         done += piece.last
         emit(exporter.push(piece.audio), done / piece.total)

@@ -19,12 +19,14 @@ from shared import job_state, keys, service, voice_styles
 from shared.db import Database
 from shared.pieces import PieceChannel
 from shared.service import Backend
+from shared.settings import Settings
 from shared.storage import CONTENT_TYPES, ObjectWriter, StorageUnavailable
 from shared.tables import (
     CANCELLED,
     ENROLL,
     FAILED,
     FINETUNE,
+    INTERACTIVE,
     READY,
     SUCCEEDED,
     SYNTHESIS,
@@ -246,7 +248,8 @@ def _synthesize_streaming(ctx: Context, channel: PieceChannel) -> str:
                 on_piece=PiecePublisher(channel, job.id, out, resumed=lease.attempt > 1),
                 should_cancel=cancel_checker(lease), on_progress=progress_writer(lease, settings.worker_chunk_delay_s),
                 chunk_cache=chunks, engine=engine,
-                pause_point=pause_point(lease, job, settings.yield_to_interactive, lambda i: run_job(backend, i)))
+                pause_point=pause_point(lease, job, settings.yield_to_interactive, lambda i: run_job(backend, i)),
+                opening=_opening(settings, job, lease))
         except (Cancelled, EngineError):
             chunks.clear()  # this job will not resume: it ends cancelled or failed
             raise
@@ -266,6 +269,20 @@ def _synthesize_streaming(ctx: Context, channel: PieceChannel) -> str:
         return "lost"
     _end_stream(channel, job.id)
     return SUCCEEDED
+
+
+def _opening(settings: Settings, job: Job, lease: Lease) -> pipeline.Opening:
+    """Interactive syntheses open early (see :class:`worker.pipeline.Opening`); the moment is put on
+    record before the first byte, so that a takeover streams the same bytes."""
+    if job.lane != INTERACTIVE or not settings.interactive_early_start:
+        return pipeline.Opening()
+
+    def record(tokens: int) -> None:
+        with lease.db.write() as session:
+            if not job_state.record_early_start(session, job.id, lease.attempt, tokens):
+                raise LostJob(job.id)
+
+    return pipeline.Opening(early_start=True, replay_at=job.early_tokens, on_early_start=record, short_lead=True)
 
 
 def _style_profile_key(backend: Backend, voice: Voice, name: str | None) -> str | None:

@@ -30,20 +30,26 @@ class EarlyStart:
     plus a margin for the vocoder), they are vocoded on their own and played. The exact audio of the
     whole chunk takes over at that point with a short crossfade. The early part is an approximation
     (SoVITS saw only part of the chunk), which is why it is opt-in.
+
+    The moment depends on the clock, so it is the one thing in a seeded render that is not
+    reproducible: ``at_step`` replays a start decided before (after exactly that many tokens), which
+    is how a job taken over by another worker makes the same bytes as its first attempt.
     """
 
     expected_tokens: int
     speed: float
     play: Callable[[torch.Tensor], Iterator[np.ndarray]]  # partial tokens -> their audio, window by window
+    at_step: int | None = None  # replay: start after exactly this many tokens (None: when the clock says)
     played: np.ndarray | None = None  # what was played from the partial decode
     tail: np.ndarray | None = None  # the partial audio just after it, to crossfade from
     prefix: torch.Tensor | None = None  # the tokens it came from
     _clock: tuple[float, int] | None = None  # (time, step) of the first state seen
 
     @classmethod
-    def for_chunk(cls, phones: int, speed: float, play: Callable[[torch.Tensor], Iterator[np.ndarray]]) -> EarlyStart:
+    def for_chunk(cls, phones: int, speed: float, play: Callable[[torch.Tensor], Iterator[np.ndarray]],
+                  at_step: int | None = None) -> EarlyStart:  # fmt: skip
         """An early start for a chunk of ``phones`` phones, its length guessed from them."""
-        return cls(round(EXPECTED_TOKENS_PER_PHONE * phones), speed, play)
+        return cls(round(EXPECTED_TOKENS_PER_PHONE * phones), speed, play, at_step)
 
     @property
     def started(self) -> bool:
@@ -51,6 +57,8 @@ class EarlyStart:
 
     def due(self, state: DecodeState) -> bool:
         now, k = time.perf_counter(), state.step
+        if self.at_step is not None:
+            return self.prefix is None and state.results[0] is None and k == self.at_step
         if self._clock is None:
             self._clock = (now, k)
             return False

@@ -19,6 +19,7 @@ class ChunkReport:
     problems: list[str] = field(default_factory=list)  # what each flawed attempt looked like
     samples: int = 0
     semantic: list[int] = field(default_factory=list)  # the kept semantic tokens (empty when cached)
+    early_tokens: int | None = None  # an early start's token count (see EarlyStart.at_step), when it started early
 
 
 @dataclass

@@ -49,6 +49,7 @@ class RenderStream:
     token_budget: Callable[[int], int] | None = None
     first_window_frames: int | None = None
     early_start: bool = False
+    early_start_at: int | None = None  # replay an early start after this many tokens (EarlyStart.at_step)
     pause_point: PausePoint | None = None  # see planning.PausePoint
     next_out: int = 0  # the first chunk not yet played
     _ge: torch.Tensor | None = field(default=None, init=False, repr=False)  # the voice's timbre, once computed
@@ -73,7 +74,7 @@ class RenderStream:
         early = self._early_start(batch[0], ge)
         decoding = semantic_tokens(self.models, batch, self.profile, self.params, self.timings, self.token_budget,
                                    early, self.pause_point)  # fmt: skip
-        tokens = yield from self._relay(batch[0], decoding)
+        tokens = yield from self._relay(batch[0], decoding, early)
         for chunk in batch:
             started = early if early is not None and early.started and chunk is batch[0] else None
             yield from self._finish(chunk, tokens[chunk.report.index], ge, started)
@@ -83,19 +84,24 @@ class RenderStream:
 
     def _early_start(self, head: PlannedChunk, ge: torch.Tensor) -> EarlyStart | None:
         """An early start for the render's first chunk, when asked for and ``head`` is it."""
-        if not (self.early_start and self.next_out == 0 and head is self.chunks[0]):
+        wanted = self.early_start or self.early_start_at is not None
+        if not (wanted and self.next_out == 0 and head is self.chunks[0]):
             return None
         play = partial(vocode, self.models, chunk=head, params=self.params, ge=ge, timings=self.timings,
                        first_frames=self.first_window_frames)  # fmt: skip
-        return EarlyStart.for_chunk(head.report.phones, self.params.speed_factor, play)
+        return EarlyStart.for_chunk(head.report.phones, self.params.speed_factor, play, self.early_start_at)
 
-    def _relay(self, chunk: PlannedChunk, decoding: Generator[np.ndarray, None, T]) -> Generator[AudioPiece, None, T]:
-        """Play the early audio, if any, until the tokens are all there; return them."""
+    def _relay(self, chunk: PlannedChunk, decoding: Generator[np.ndarray, None, T],
+               early: EarlyStart | None) -> Generator[AudioPiece, None, T]:  # fmt: skip
+        """Play the early audio, if any, until the tokens are all there; return them. The chunk's
+        report says after how many tokens it started (before its first piece is out)."""
         while True:
             try:
                 part = next(decoding)
             except StopIteration as finished:
                 return finished.value
+            if early is not None and early.prefix is not None:
+                chunk.report.early_tokens = len(early.prefix)
             yield self._emit(chunk, part, False)
 
     def _finish(self, chunk: PlannedChunk, codes: torch.Tensor, ge: torch.Tensor,
