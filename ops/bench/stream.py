@@ -5,10 +5,13 @@
 
 Figures (the standard work of ../shared/reference/bench/: the 62-character entry, a saved voice):
 * in process: ``Engine.stream_pieces`` to its first audio piece, early start and exact; and to the
-  first encoded byte of the export chain (``PieceExporter``, lead 1 s: what a listener receives);
+  first encoded byte of the export chain (``PieceExporter``: what a listener receives), on the lead
+  a worker gives each (interactive syntheses start early on a 0.5 s lead, ``worker.pipeline.Opening``;
+  exact ones take the 1 s lead);
 * ``POST /v1/audio/speech`` (wav, streamed) and ``GET /v1/jobs/{id}/audio`` after
   ``POST /v1/syntheses``: request sent to first body byte, through a real API, Redis and one Celery
-  worker (exact mode); the difference to in process is what the job system costs;
+  worker, early start (the default for interactive syntheses) and exact (a worker with
+  ``ECHODIARY_INTERACTIVE_EARLY_START=false``); the difference to in process is what the job system costs;
 * playback stalls over the whole diary (diary_zh.txt) streamed through ``/v1/jobs/{id}/audio``:
   seconds a player that starts at the first byte would wait for later ones.
 
@@ -31,7 +34,7 @@ BYTES_PER_S = SR * 2  # 16-bit mono WAV
 
 
 def in_process(models: Path, device: str, threads: int, runs: int) -> dict[str, float]:
-    from engine.exporting import PieceExporter
+    from engine.exporting import LEAD_S, MIN_LOUDNESS_S, PieceExporter
     from engine.facade import Engine
     from engine.params import RenderParams
     from ops.bench.render import budget, synth_reference
@@ -44,7 +47,7 @@ def in_process(models: Path, device: str, threads: int, runs: int) -> dict[str, 
     for early in (True, False):
         piece_s, byte_s = [], []
         for seed in range(runs + 1):  # the first run warms the kernels
-            exporter = PieceExporter(SR, "wav", loudness_lufs=-16.0)
+            exporter = PieceExporter(SR, "wav", loudness_lufs=-20.0, lead_s=MIN_LOUDNESS_S if early else LEAD_S)
             start = time.perf_counter()
             pieces = engine.stream_pieces(text, profile, params, seed=seed, token_budget=budget, early_start=early)
             first_piece = None
@@ -81,16 +84,26 @@ def worker_main() -> None:
     app()
 
 
-def start_worker(bench, name: str) -> None:  # noqa: ANN001 - ops.bench.api.Bench
-    """One Celery worker process (concurrency 1) with the harness's token budget (:func:`worker_main`)."""
+def start_worker(bench, name: str, settings: dict[str, str] | None = None):  # noqa: ANN001, ANN201 - Bench, Popen
+    """One Celery worker process (concurrency 1) with the harness's token budget (:func:`worker_main`);
+    ``settings`` (ECHODIARY_* variables) on top of the bench's."""
     import subprocess
 
     log = (bench.tmp / "worker.log").open("ab")
-    bench.procs.append(subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-c", "from ops.bench.stream import worker_main; worker_main()", "worker", "--queues",
          "gpu,cpu", "--concurrency", "1", "--loglevel", "WARNING", "--name", f"{name}@%h"],
-        cwd=Path(__file__).resolve().parents[2], env=bench.env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True))
+        cwd=Path(__file__).resolve().parents[2], env={**bench.env, **(settings or {})}, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True)
+    bench.procs.append(proc)
+    return proc
+
+
+def stop_worker(proc) -> None:  # noqa: ANN001 - subprocess.Popen
+    import signal
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=120)
 
 
 def through_api(args: argparse.Namespace) -> dict[str, float]:
@@ -105,7 +118,7 @@ def through_api(args: argparse.Namespace) -> dict[str, float]:
         # The bench voice is a one-clip upload of a synthetic signal: it has no consent recording.
         bench.setup({"ECHODIARY_THREADS": str(args.threads), "ECHODIARY_INTERACTIVE_MAX_CHARS": "100",
                      "ECHODIARY_ALLOW_LEGACY_VOICES": "true"})
-        start_worker(bench, "stream")
+        worker = start_worker(bench, "stream-early")
         prompt = (REFERENCE / "prompt_text.txt").read_text().strip()
         voice = bench.post("/v1/voices", files={"audio": ("ref.wav", synth_reference())},
                            data={"transcript": prompt, "language": "zh", "name": "bench"})
@@ -113,20 +126,17 @@ def through_api(args: argparse.Namespace) -> dict[str, float]:
         text = (REFERENCE / "stream_zh.txt").read_text().strip()
         body = {"text": text, "voice_id": voice["voice_id"], "format": "wav", "top_k": 15, "seed": 1}
         speech = {"model": "gpt-sovits", "voice": "bench", "input": text, "response_format": "wav"}
-        jobs_s, speech_s = [], []
-        for run in range(args.runs + 1):  # the first run warms the worker's kernels
-            start = time.perf_counter()
-            job_id = bench.post("/v1/syntheses", json={**body, "seed": run})["job_id"]
-            jobs_s.append(_first_byte(bench.http, f"/v1/jobs/{job_id}/audio", start))
-            start = time.perf_counter()
-            with bench.http.stream("POST", "/v1/audio/speech", json=speech) as response:
-                received = response.iter_raw()  # one iterator: a second iter_raw() raises StreamConsumed
-                next(received)
-                speech_s.append(time.perf_counter() - start)
-                for _ in received:
-                    pass
-        figures["POST /v1/audio/speech, first byte (exact)"] = statistics.median(speech_s[1:])
-        figures["POST /v1/syntheses + GET /v1/jobs/{id}/audio, first byte (exact)"] = statistics.median(jobs_s[1:])
+        for mode in ("early start", "exact"):
+            if mode == "exact":
+                stop_worker(worker)
+                worker = start_worker(bench, "stream-exact", {"ECHODIARY_INTERACTIVE_EARLY_START": "false"})
+                warm = bench.post("/v1/syntheses", json=body)["job_id"]  # waits for the new worker to start
+                wait_for(lambda job=warm: bench.job(job)["status"] == "succeeded", 900, "the new worker")
+            speech_s, jobs_s = _first_bytes(bench, body, speech, args.runs)
+            figures[f"POST /v1/audio/speech, first byte ({mode})"] = speech_s
+            figures[f"POST /v1/syntheses + GET /v1/jobs/{{id}}/audio, first byte ({mode})"] = jobs_s
+            for name in list(figures)[-2:]:
+                print(f"  {name:<66} {figures[name]:7.2f} s", flush=True)
         diary = (REFERENCE / "diary_zh.txt").read_text().strip()
         job_id = bench.post("/v1/syntheses", json={**body, "text": diary})["job_id"]
         figures["diary: playback stalls (s)"], figures["diary: audio (s)"] = _stalls(bench.http, job_id)
@@ -135,6 +145,23 @@ def through_api(args: argparse.Namespace) -> dict[str, float]:
     finally:
         bench.teardown()
     return figures
+
+
+def _first_bytes(bench, body: dict, speech: dict, runs: int) -> tuple[float, float]:  # noqa: ANN001 - Bench
+    """Median seconds to the first byte of ``/v1/audio/speech`` and of a synthesis' audio stream."""
+    jobs_s, speech_s = [], []
+    for run in range(runs + 1):  # the first run warms the worker's kernels (and waits for its start)
+        start = time.perf_counter()
+        job_id = bench.post("/v1/syntheses", json={**body, "seed": run})["job_id"]
+        jobs_s.append(_first_byte(bench.http, f"/v1/jobs/{job_id}/audio", start))
+        start = time.perf_counter()
+        with bench.http.stream("POST", "/v1/audio/speech", json=speech) as response:
+            received = response.iter_raw()  # one iterator: a second iter_raw() raises StreamConsumed
+            next(received)
+            speech_s.append(time.perf_counter() - start)
+            for _ in received:
+                pass
+    return statistics.median(speech_s[1:]), statistics.median(jobs_s[1:])
 
 
 def _first_byte(http, path: str, start: float) -> float:  # noqa: ANN001 - httpx.Client
