@@ -50,7 +50,7 @@ class EarlyStart:
         return self.prefix is not None
 
     def due(self, state: DecodeState) -> bool:
-        now, k = time.perf_counter(), state.step
+        now, k = time.perf_counter(), state.sampled(0)
         if self._clock is None:
             self._clock = (now, k)
             return False
