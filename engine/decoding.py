@@ -15,16 +15,22 @@ Two kinds of entry points share one decoder, :func:`decode`:
 Randomness only comes from the ``torch.Generator`` passed in (one ``exponential_`` draw of shape
 [active rows, V] per step, as upstream draws from the global generator); nothing global is seeded and
 nothing is kept between calls.
+
+With ``width`` rows for more requests (continuous batching), a request enters as soon as a row is
+free, so a long list of items decodes at a full batch until it runs out; each row then keeps its own
+count of tokens (stop rules, caps and audio positions are per row).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from engine.kv_cache import CACHE_CHUNK, KVCache
@@ -156,22 +162,39 @@ class T2SResult:
         return len(self.tokens) if not self.hit_cap else len(self.tokens) - 1
 
 
-LogitsHook = Callable[[Tensor, Tensor, int], None]
-"""``hook(raw_logits [rows, V], item_index [rows], step)``: may edit the raw logits in place."""
+LogitsHook = Callable[[Tensor, Tensor, Tensor], None]
+"""``hook(raw_logits [rows, V], item_index [rows], sampled [rows])``: may edit the raw logits in place.
+``sampled`` is how many tokens each row has produced so far (every row's decoding step when all rows
+started together; read it, do not keep or edit it)."""
+
+RowLimit = Callable[[int], int]
+"""``rows(finished) -> n``: how many rows a refilled decode may run once ``finished`` requests stopped."""
 
 
 @dataclass
 class DecodeState:
     """Where a running :func:`decode_steps` stands after a step (one object, updated in place)."""
 
-    step: int  # steps done (tokens sampled per active row)
-    tokens: Tensor  # [items, max_new] sampled ids; row ``i`` is valid up to ``step`` while item i runs
-    results: list[T2SResult | None]  # per item, set when the item stops
+    step: int  # steps done (each active row samples one token per step)
+    tokens: Tensor  # [rows, max_new] sampled ids of each active row (row r: request ``items[r]``)
+    results: list[T2SResult | None]  # per request that has entered, set when the request stops
+    items: list[int] = field(default_factory=list)  # the request in each active row
+    entered: list[int] = field(default_factory=list)  # the step each active row sampled its first token at
+    stopped: list[int] = field(default_factory=list)  # the requests that stopped at the last step, ascending
+
+    def sampled(self, item: int) -> int:
+        """How many tokens request ``item`` has produced so far (EOS never included)."""
+        done = self.results[item]
+        if done is not None:
+            return len(done.tokens)
+        return self.step - self.entered[self.items.index(item)]
 
     def partial(self, item: int) -> Tensor:
-        """Item ``item``'s tokens so far (EOS never included: a stopped item's final tokens)."""
+        """Request ``item``'s tokens so far (EOS never included: a stopped item's final tokens)."""
         done = self.results[item]
-        return done.tokens if done is not None else self.tokens[item, : self.step].clone().cpu()
+        if done is not None:
+            return done.tokens
+        return self.tokens[self.items.index(item), : self.sampled(item)].clone().cpu()
 
     def finished(self) -> list[T2SResult]:
         """The results of the items that have stopped, in request order (all of them at the end)."""
@@ -186,96 +209,212 @@ def decode(
     *,
     logits_hook: LogitsHook | None = None,
     record_logits: bool = False,
+    width: int | None = None,
 ) -> list[T2SResult]:
     """Decode a batch of items (any lengths) together; results come back in request order.
 
     Each item's prefix runs through the model on its own (no padding compute; the batch cache is
-    filled left-padded), then all rows step together. A row leaves the batch when it stops.
+    filled left-padded), then all rows step together. A row leaves the batch when it stops (and,
+    with ``width`` rows for more requests, the next request takes its place: see :func:`decode_steps`).
     """
-    steps = decode_steps(model, requests, options, generator, logits_hook=logits_hook, record_logits=record_logits)
+    steps = decode_steps(model, requests, options, generator, logits_hook=logits_hook, record_logits=record_logits,
+                         width=width)  # fmt: skip
     last = deque(steps, maxlen=1)  # run it to the end; the final state holds every result
     return last[0].finished() if last else []
+
+
+class _Rows:
+    """The per-row tensors of a running decode; rows leave (:meth:`keep`) and enter (:meth:`add`)."""
+
+    def __init__(self, model: Text2SemanticGPT, requests: Sequence[T2SRequest], caps: list[int], width: int,
+                 max_new: int) -> None:  # fmt: skip
+        device = model.ar_predict_layer.weight.device
+        prompt_lens = [0 if r.prompt is None else len(r.prompt) for r in requests]
+        self.model, self.device = model, device
+        self.items = torch.arange(len(requests), device=device)  # request index of each active row
+        self.prompts = torch.tensor(prompt_lens, device=device)  # audio position of each row's first token
+        self.sampled = torch.zeros(len(requests), dtype=torch.long, device=device)  # tokens so far per row
+        self.cap = torch.tensor(caps, device=device)
+        self.seen = torch.zeros(len(requests), model.config.vocab_size, dtype=torch.bool, device=device)
+        for i, r in enumerate(requests):
+            if r.prompt is not None:
+                self.seen[i, r.prompt.to(device).long()] = True
+        self.state = DecodeState(0, torch.empty(width, max_new, dtype=torch.long, device=device),
+                                 [None] * len(requests), list(range(len(requests))), [0] * len(requests))  # fmt: skip
+        self.recorded: list[list[Tensor]] = [[] for _ in requests]
+
+    def __len__(self) -> int:
+        return len(self.state.items)
+
+    def keep(self, keep: Tensor, rows: list[int]) -> None:
+        """Keep the rows ``keep`` (ascending; ``rows`` is the same as a list): they slide down, as
+        the cache's rows do."""
+        state = self.state
+        state.tokens[: len(rows)] = state.tokens[keep]
+        state.items[:] = [state.items[r] for r in rows]
+        state.entered[:] = [state.entered[r] for r in rows]
+        self.items, self.prompts, self.sampled = self.items[keep], self.prompts[keep], self.sampled[keep]
+        self.cap, self.seen = self.cap[keep], self.seen[keep]
+
+    def add(self, request: T2SRequest, cap: int, step: int) -> None:
+        """A new row after the others for ``request``, whose first token is sampled at ``step``."""
+        state, device = self.state, self.device
+        item = len(state.results)
+        prompt = 0 if request.prompt is None else len(request.prompt)
+        seen = torch.zeros(1, self.seen.shape[1], dtype=torch.bool, device=device)
+        if request.prompt is not None:
+            seen[0, request.prompt.to(device).long()] = True
+        if cap > state.tokens.shape[1]:
+            state.tokens = F.pad(state.tokens, (0, cap - state.tokens.shape[1]))
+        self.model.ar_audio_position.table(prompt + cap + 1)
+        self.items = torch.cat([self.items, torch.tensor([item], device=device)])
+        self.prompts = torch.cat([self.prompts, torch.tensor([prompt], device=device)])
+        self.sampled = torch.cat([self.sampled, torch.zeros(1, dtype=torch.long, device=device)])
+        self.cap = torch.cat([self.cap, torch.tensor([cap], device=device)])
+        self.seen = torch.cat([self.seen, seen])
+        state.results.append(None)
+        state.items.append(item)
+        state.entered.append(step)
+        self.recorded.append([])
+
+    def finish(self, row: int, hit_cap: bool) -> int:
+        """Record the result of the request in ``row``; returns the request's index."""
+        state = self.state
+        item, count = state.items[row], state.step - state.entered[row]
+        count = count if hit_cap else count - 1  # at EOS the last sample (or the argmax) was EOS
+        state.results[item] = T2SResult(state.tokens[row, :count].clone().cpu(), hit_cap, self.recorded[item])
+        return item
 
 
 @torch.inference_mode()
 def decode_steps(
     model: Text2SemanticGPT,
-    requests: Sequence[T2SRequest],
+    requests: Iterable[T2SRequest],
     options: DecodingOptions,
     generator: torch.Generator | None = None,
     *,
     logits_hook: LogitsHook | None = None,
     record_logits: bool = False,
+    width: int | None = None,
+    rows: RowLimit | None = None,
 ) -> Iterator[DecodeState]:
     """:func:`decode`, yielding its state after every step: a caller can look at the tokens so far
-    (to start vocoding early) and resume. The last state yielded has every item's result."""
-    if not requests:
+    (to start vocoding early) and resume. The last state yielded has every item's result.
+
+    ``width`` (default: every request at once) caps the rows decoded together. With more requests
+    than rows, the first ``width`` start; whenever rows stop, the next requests enter at once (as new
+    rows after the ones still running, prefilled into the cache), so the batch stays full until the
+    requests run out. ``requests`` is then read lazily: one request when it enters, after the state
+    of the step before it was yielded. ``rows(finished)`` may allow fewer rows while few requests have
+    finished (a render's ramp); at least one row always runs.
+    """
+    if width is None:
+        requests = list(requests)
+        width = len(requests)
+    source = iter(requests)
+    first = list(islice(source, max(1, min(width, rows(0) if rows is not None else width))))
+    if not first:
         return
-    config = model.config
-    device = model.ar_predict_layer.weight.device
-    dtype = model.dtype
     generator = new_generator() if generator is None else generator
-    eos = config.eos
-    caps = [max(1, min(r.max_new_tokens, options.max_new_tokens)) for r in requests]
-    prefix_lens = [len(r.phones) + (0 if r.prompt is None else len(r.prompt)) for r in requests]
-    prompt_lens = [0 if r.prompt is None else len(r.prompt) for r in requests]
-    longest = max(prefix_lens)
-    max_new = max(caps)
-
-    model.ar_audio_position.table(max(prompt_lens) + max_new + 1)
-    cache = KVCache.allocate(config, len(requests), longest + min(max_new, CACHE_CHUNK), device, dtype)
-    cache.pad_left([longest - n for n in prefix_lens])
-    rows = [cache.row(i, longest - n) for i, n in enumerate(prefix_lens)]
-    logits = torch.cat([_prefill(model, r, row) for r, row in zip(requests, rows, strict=True)])
-    cache.advance(longest)
-
-    items = torch.arange(len(requests), device=device)  # request index of each active row
-    positions = torch.tensor(prompt_lens, device=device)  # audio position of each row's next token
-    cap = torch.tensor(caps, device=device)
-    seen = torch.zeros(len(requests), config.vocab_size, dtype=torch.bool, device=device)
-    for i, r in enumerate(requests):
-        if r.prompt is not None:
-            seen[i, r.prompt.to(device).long()] = True
-    out = torch.empty(len(requests), max_new, dtype=torch.long, device=device)
-    state = DecodeState(0, out, [None] * len(requests))
-    recorded: list[list[Tensor]] = [[] for _ in requests]
-
-    for step in range(max_new):
+    cache, run, logits = _start(model, first, options, width)
+    state, finished, refilled, step = run.state, 0, False, 0
+    while True:
         if record_logits:
-            for row, item in enumerate(items.tolist()):
-                recorded[item].append(logits[row].float().cpu().clone())
+            for row, item in enumerate(state.items):
+                run.recorded[item].append(logits[row].float().cpu().clone())
         if logits_hook is not None:
-            logits_hook(logits, items, step)
-        scores = logits.float()
-        if step < MIN_TOKENS_BEFORE_EOS:
-            scores = scores[:, :eos]
-        sample = exponential_race(logits_to_probs(scores, seen, options), generator)
-        out[items, step] = sample
-        if step >= MIN_TOKENS_BEFORE_EOS:
-            stopped_eos = (sample == eos) | (scores.argmax(dim=-1) == eos)
-        else:
-            stopped_eos = torch.zeros_like(sample, dtype=torch.bool)
-        stopped_cap = ~stopped_eos & (cap <= step + 1)
+            logits_hook(logits, run.items, run.sampled)
+        sample, stopped_eos = _sample(logits, run, step, options, generator, model.config.eos)
+        state.tokens[torch.arange(len(run), device=sample.device), run.sampled] = sample
+        stopped_cap = ~stopped_eos & (run.cap <= run.sampled + 1)
         stopped = stopped_eos | stopped_cap
-        state.step = step + 1
+        state.step, state.stopped = step + 1, []
         if bool(stopped.any()):
-            for row in stopped.nonzero().flatten().tolist():
-                item = int(items[row])
-                hit_cap = bool(stopped_cap[row])
-                count = step + 1 if hit_cap else step
-                state.results[item] = T2SResult(out[item, :count].clone().cpu(), hit_cap, recorded[item])
+            state.stopped = sorted(run.finish(row, bool(stopped_cap[row])) for row in stopped.nonzero().flatten().tolist())
+            finished += len(state.stopped)
             keep = (~stopped).nonzero().flatten()
-            if keep.numel() == 0:
-                yield state
-                return
-            cache.keep(keep.tolist())
-            items, positions, cap, seen, sample = items[keep], positions[keep], cap[keep], seen[keep], sample[keep]
+            kept = keep.tolist()
+            cache.keep(kept)
+            run.keep(keep, kept)
+            sample = sample[keep]
         yield state
-        seen.scatter_(1, sample[:, None], True)
-        cache.reserve(cache.length + 1)
-        x = model.embed_next(sample, positions + step)
-        hidden = model(x, cache, cache.step_mask())
-        logits = model.logits(hidden[:, -1])
+        if len(run):
+            run.seen.scatter_(1, sample[:, None], True)
+            cache.reserve(cache.length + 1)
+            x = model.embed_next(sample, run.prompts + run.sampled)
+            hidden = model(x, cache, cache.step_mask())
+            logits = model.logits(hidden[:, -1])
+            run.sampled += 1
+        if state.stopped:
+            allowed = min(width, rows(finished)) if rows is not None else width
+            entering = list(islice(source, max(0, allowed - len(run), 1 - len(run))))
+            if entering:
+                logits = _refill(model, run, cache, entering, options, step + 1, logits)
+            refilled = refilled or bool(entering)
+            if refilled:
+                cache.compact()  # only once rows entered: a plain batch keeps today's exact layout
+        if not len(run):
+            return
+        step += 1
+
+
+def _start(model: Text2SemanticGPT, first: list[T2SRequest], options: DecodingOptions,
+           width: int) -> tuple[KVCache, _Rows, Tensor]:  # fmt: skip
+    """Prefill the first requests, each on its own, into a cache of ``width`` rows (left-padded);
+    their rows and the logits of their first tokens."""
+    device = model.ar_predict_layer.weight.device
+    caps = [_cap(r, options) for r in first]
+    prompt_lens = [0 if r.prompt is None else len(r.prompt) for r in first]
+    prefix_lens = [_prefix_len(r) for r in first]
+    longest, max_new = max(prefix_lens), max(caps)
+    model.ar_audio_position.table(max(prompt_lens) + max_new + 1)
+    cache = KVCache.allocate(model.config, width, longest + min(max_new, CACHE_CHUNK), device, model.dtype)
+    cache.keep(range(len(first)))
+    cache.pad_left([longest - n for n in prefix_lens])
+    views = [cache.row(i, longest - n) for i, n in enumerate(prefix_lens)]
+    logits = torch.cat([_prefill(model, r, view) for r, view in zip(first, views, strict=True)])
+    cache.advance(longest)
+    return cache, _Rows(model, first, caps, width, max_new), logits
+
+
+def _refill(model: Text2SemanticGPT, run: _Rows, cache: KVCache, entering: list[T2SRequest],
+            options: DecodingOptions, step: int, logits: Tensor) -> Tensor:  # fmt: skip
+    """Add ``entering`` as new rows after the running ones (whose next ``logits`` are given), each
+    prefilled on its own; the logits of every row's next token."""
+    running = len(run)
+    new = []
+    for request in entering:
+        new.append(_prefill(model, request, cache.add_row(_prefix_len(request))))
+        run.add(request, _cap(request, options), step)
+    return torch.cat([logits, *new]) if running else torch.cat(new)
+
+
+def _cap(request: T2SRequest, options: DecodingOptions) -> int:
+    return max(1, min(request.max_new_tokens, options.max_new_tokens))
+
+
+def _prefix_len(request: T2SRequest) -> int:
+    return len(request.phones) + (0 if request.prompt is None else len(request.prompt))
+
+
+def _sample(logits: Tensor, run: _Rows, step: int, options: DecodingOptions, generator: torch.Generator,
+            eos: int) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """One token per row, and which rows stopped by EOS (never before MIN_TOKENS_BEFORE_EOS tokens).
+
+    When every row is that young, the EOS column is dropped (upstream's draw of one column less);
+    rows of both kinds (a refilled decode) keep every column, EOS at -inf for the young ones.
+    """
+    young = [step - entered < MIN_TOKENS_BEFORE_EOS for entered in run.state.entered]
+    scores = logits.float()
+    if all(young):
+        scores = scores[:, :eos]
+    elif any(young):
+        scores[:, eos].masked_fill_(run.sampled < MIN_TOKENS_BEFORE_EOS, float("-inf"))
+    sample = exponential_race(logits_to_probs(scores, run.seen, options), generator)
+    if all(young):
+        return sample, torch.zeros_like(sample, dtype=torch.bool)
+    stopped = (sample == eos) | (scores.argmax(dim=-1) == eos)
+    return sample, (stopped & (run.sampled >= MIN_TOKENS_BEFORE_EOS)) if any(young) else stopped
 
 
 def _prefill(model: Text2SemanticGPT, request: T2SRequest, cache: KVCache) -> Tensor:

@@ -345,3 +345,37 @@ def test_a_render_paused_mid_decode_for_another_render_goes_on_exactly_where_it_
     assert paused_pieces[0].report.tokens > 40  # so the other render ran in the middle of a decode
     assert np.array_equal(paused, diary_alone)
     assert len(inside) == 1 and np.array_equal(inside[0], question_alone)
+
+
+def test_the_pool_keeps_every_row_busy_until_the_chunks_run_out(engine, voice_a, monkeypatch):
+    """After the first chunk, the rest decode in one pool: when a row stops, the next chunk enters, so
+    once the ramp (2 rows until two chunks are done) is over, batch_size rows run while there are
+    that many chunks left."""
+    from engine.rendering import semantic
+
+    text = ("我起床了。今天早上天气很好阳光明媚。我去公园走走。公园里有很多人在跑步和散步还有人在打太极拳。中午吃饭了。"
+            "下午我在家里看了一本很有意思的书。晚上很安静。我和朋友打电话聊了很久很久。然后洗澡。最后我写完日记就去睡觉了。")
+    original = semantic.decode_steps
+    steps: list[tuple[int, int]] = []  # per pool step: (rows that sampled, pool chunks done before it)
+
+    def counted(*args, **kwargs):
+        states = original(*args, **kwargs)
+        if kwargs.get("width") is None:  # the first chunk's decode (or a retry): not the pool
+            yield from states
+            return
+        done = 0
+        for state in states:
+            steps.append((len(state.items) + len(state.stopped), done))
+            done += len(state.stopped)
+            yield state
+
+    monkeypatch.setattr(semantic, "decode_steps", counted)
+    params = RenderParams(seed=2, batch_size=4, max_retries=0)
+    pieces = engine.stream_pieces(text, voice_a, params, token_budget=lambda phones: 12 + 3 * phones)
+    chunks = [p.report for p in pieces if p.last]
+    pool = len(chunks) - 1
+    assert pool == 9 and len({c.tokens for c in chunks}) >= 6  # very different lengths
+    assert [c.index for c in chunks] == list(range(10))
+    assert sum(rows for rows, _ in steps) == sum(c.tokens + 1 for c in chunks[1:])  # each chunk's steps
+    assert [rows for rows, _ in steps] == [min(2 if done < 2 else 4, pool - done) for _, done in steps]
+    assert steps[0][0] == 2 and any(rows == 4 for rows, _ in steps)  # the ramp, then full rows

@@ -24,7 +24,7 @@ from engine.rendering.stream import RenderStream
 from engine.watermark import AigcLabel, Keyring, metadata
 from ops.bench.watermark import synthetic_speech
 
-TEXT = DIARY  # 8 chunks: batches of 1, 2, 4 and 1 at batch size 4
+TEXT = DIARY  # 8 chunks: the first alone, then a pool of 7 (2, then 4 rows at batch size 4)
 
 
 @pytest.fixture(scope="module")

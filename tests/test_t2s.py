@@ -204,3 +204,101 @@ def test_decoding_options_reject_values_upstream_would_crash_on():
         DecodingOptions(top_p=0.0)
     assert DecodingOptions(early_stop_num=30).max_new_tokens == 31
     assert DecodingOptions(early_stop_num=-1).max_new_tokens == 1500
+
+
+# --- continuous batching: more requests than rows, the next one entering when a row stops ---------
+
+
+def _request(gen: torch.Generator, phones: int, prompt: int, cap: int) -> T2SRequest:
+    return T2SRequest(torch.randint(0, 732, (phones,), generator=gen), 0.5 * torch.randn(1024, phones, generator=gen),
+                      torch.randint(0, 1024, (prompt,), generator=gen) if prompt else None, max_new_tokens=cap)
+
+
+def _no_eos(logits, items, sampled):
+    logits[:, SMALL.eos] = -1e9  # only the caps end a row: the schedule below is exact
+
+
+def test_refilled_greedy_decoding_equals_decoding_each_item_alone(small_model, monkeypatch):
+    from engine.kv_cache import KVCache
+
+    gen = torch.Generator().manual_seed(13)
+    # Two rows: A runs long; B stops early and C, whose prefix (60) is longer than the cache then (10 +
+    # 12 steps), enters and moves the rows right; later ones enter behind ever more padding, so once A
+    # stops, every live row's first columns are padding and the cache is compacted.
+    specs = [(6, 4, CACHE_CHUNK + 60), (10, 0, 12), (45, 15, 30), (3, 0, 50), (20, 9, 140), (12, 6, 200), (8, 0, 25)]
+    requests = [_request(gen, phones, prompt, cap) for phones, prompt, cap in specs]
+    moved, dropped = [], []  # prefixes longer than the cache when they entered; columns compaction dropped
+    add_row, compact = KVCache.add_row, KVCache.compact
+
+    def counted_add_row(self, prefix):
+        moved.extend([prefix - self.length] if self.rows and prefix > self.length else [])
+        return add_row(self, prefix)
+
+    def counted_compact(self, *args):
+        before = self.length
+        compact(self, *args)
+        dropped.extend([before - self.length] if self.length < before else [])
+
+    monkeypatch.setattr(KVCache, "add_row", counted_add_row)
+    monkeypatch.setattr(KVCache, "compact", counted_compact)
+    refilled = decode(small_model, requests, GREEDY, new_generator(0), logits_hook=_no_eos, record_logits=True,
+                      width=2)
+    assert moved == [60 - 22] and dropped and min(dropped) > CACHE_CHUNK
+    for item, together in zip(requests, refilled, strict=True):
+        alone = decode(small_model, [item], GREEDY, new_generator(0), logits_hook=_no_eos, record_logits=True)[0]
+        assert torch.equal(together.tokens, alone.tokens) and together.hit_cap and alone.hit_cap
+        assert len(together.tokens) == item.max_new_tokens
+        for a, b in zip(together.step_logits, alone.step_logits, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)  # padding, moves and compaction are invisible
+
+
+def test_refill_keeps_request_indices_and_per_item_caps_and_counts(small_model):
+    gen = torch.Generator().manual_seed(17)
+    budgets = [15, 40, 12, 30, 22, 17, 60, 11]  # EOS made certain once an item has this many tokens
+    caps = [60, 25, 60, 10, 60, 60, 35, 60]
+    requests = [_request(gen, 4 + 5 * i, 3 * (i % 3), cap) for i, cap in enumerate(caps)]
+    seen: dict[int, list[int]] = {}
+    rows: list[int] = []
+
+    def eos_after_budget(logits, items, sampled):
+        rows.append(len(items))
+        for item, count in zip(items.tolist(), sampled.tolist(), strict=True):
+            seen.setdefault(item, []).append(count)
+        budget = torch.tensor(budgets)[items]
+        logits[:, SMALL.eos] = torch.where(budget <= sampled, 1e4, -1e4)
+
+    results = decode(small_model, requests, SAMPLING, new_generator(3), logits_hook=eos_after_budget, width=3)
+    for i, result in enumerate(results):
+        assert (len(result.tokens), result.hit_cap) == ((caps[i], True) if caps[i] <= budgets[i] else (budgets[i], False))
+        assert seen[i] == list(range(len(seen[i])))  # the hook saw item i's own count, step after step
+        assert len(seen[i]) == min(caps[i], budgets[i] + 1)
+    assert max(rows) == 3 and rows.count(3) > len(rows) // 2
+
+
+def test_a_row_entering_the_cache_pads_with_finite_zeros_and_compaction_drops_shared_padding():
+    from engine.kv_cache import KVCache
+
+    cache = KVCache.allocate(SMALL, rows=3, capacity=16, device=torch.device("cpu"), dtype=torch.float32)
+    cache.kv.fill_(float("nan"))
+    cache.keep([0])
+    cache.pad_left([0])
+    cache.kv[:, :, 0, :, :6] = 1.0
+    cache.advance(6)
+    cache.add_row(4).kv[:, :, :, :, :4] = 2.0  # written through its view: columns 2..5 of row 1
+    assert cache.rows == 2 and cache.starts == [0, 2]
+    assert (cache.kv[:, :, 1, :, :2] == 0).all() and (cache.kv[:, :, 1, :, 2:6] == 2).all()
+    assert torch.isinf(cache.pad_bias[1, 0, 0, :2]).all() and (cache.pad_bias[1, 0, 0, 2:] == 0).all()
+    assert (cache.pad_bias[0] == 0).all()
+    cache.add_row(9).kv[:, :, :, :, :9] = 3.0  # longer than the cache: rows 0 and 1 move right by 3
+    assert cache.length == 9 and cache.starts == [3, 5, 0]
+    assert torch.isfinite(cache.kv[:, :, :, :, :9]).all()
+    assert (cache.kv[:, :, 0, :, 3:9] == 1).all() and (cache.kv[:, :, 1, :, 5:9] == 2).all()
+    assert [int(torch.isinf(cache.pad_bias[r, 0, 0, :9]).sum()) for r in range(3)] == [3, 5, 0]
+    cache.keep([1])
+    cache.compact(slack=4)  # row 1's 5 columns of padding are nobody's data any more
+    assert cache.length == 4 and cache.starts == [0] and (cache.kv[:, :, 0, :, :4] == 2).all()
+    assert (cache.pad_bias[0] == 0).all()
+    cache.add_row(2)
+    cache.add_row(1)
+    with pytest.raises(ValueError, match="in use"):
+        cache.add_row(1)

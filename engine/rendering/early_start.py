@@ -56,7 +56,7 @@ class EarlyStart:
         return self.prefix is not None
 
     def due(self, state: DecodeState) -> bool:
-        now, k = time.perf_counter(), state.step
+        now, k = time.perf_counter(), state.sampled(0)
         if self.at_step is not None:
             return self.prefix is None and state.results[0] is None and k == self.at_step
         if self._clock is None:

@@ -1,5 +1,5 @@
-"""Planning and scheduling a render: its chunks (ids, seeds, cached audio), the order they are
-batched in, which chunks share a feature call, and how many tokens each may decode."""
+"""Planning and scheduling a render: its chunks (ids, seeds, cached audio), how many rows decode
+them together, which chunks share a feature call, and how many tokens each may decode."""
 
 from __future__ import annotations
 
@@ -31,14 +31,14 @@ PausePoint = Callable[[], None]
 
 @dataclass
 class PlannedChunk:
-    """One chunk while it is rendered: its report, then its features (until its batch is done), then
-    its audio (until it is played): a render holds a batch's worth, not the diary's."""
+    """One chunk while it is rendered: its report, then its features (until it is vocoded), then its
+    audio (until it is played): a render holds a batch's worth, not the diary's."""
 
     report: ChunkReport
     features: TextFeatures | None = None
     seed: int = 0
     audio: np.ndarray | None = None
-    rendered: bool = False  # its batch is done: its features are gone and must not be computed again
+    rendered: bool = False  # vocoded: its features are gone and must not be computed again
     cached: bool = False  # its audio is in the chunk cache: loaded when its turn to play comes
 
 
@@ -70,16 +70,18 @@ def prepare_chunks(reports: list[ChunkReport], seed: int, chunk_cache: ChunkCach
     return chunks
 
 
-def ramped_batches(todo: list[PlannedChunk], batch_size: int) -> list[list[PlannedChunk]]:
-    """Chunks in text order: the first alone (so audio starts early), then batches doubling up to
-    ``batch_size``, so each batch is decoded while the audio before it plays (a full batch at once
-    would leave a listener waiting after the first chunk)."""
-    batches, start, size = [todo[:1]], 1, 2
-    while start < len(todo):
-        size = min(size, batch_size)
-        batches.append(todo[start : start + size])
-        start, size = start + size, size * 2
-    return batches
+HELD_BATCHES = 2  # a pool admits no new chunk while this many batches of finished audio wait for their turn
+
+
+def pool_rows(finished: int, batch_size: int, held: int = 0) -> int:
+    """Rows a render's pool (every chunk after the first) may decode at once: 2 until two chunks are
+    done, then 4 until six are, then 8, ... up to ``batch_size``, as batches of 2, 4, 8 would, so that
+    the first chunks after the opening one are ready before it has played; and one row while
+    ``held`` chunks (done, waiting for an earlier one) fill ``HELD_BATCHES`` batches, so a slow chunk
+    cannot make a render hold the audio of the whole diary."""
+    if held >= HELD_BATCHES * batch_size:
+        return 1
+    return min(batch_size, 2 ** (finished + 2).bit_length() // 2)
 
 
 def feature_groups_of(batch: list[PlannedChunk], todo: list[PlannedChunk]) -> list[PlannedChunk]:
@@ -96,22 +98,22 @@ def feature_groups_of(batch: list[PlannedChunk], todo: list[PlannedChunk]) -> li
     return [c for i, c in enumerate(todo) if c.features is None and not c.rendered and group_of(i) in wanted]
 
 
-def token_caps(chunks: list[PlannedChunk], models: Models,
-               token_budget: Callable[[int], int] | None) -> tuple[list[int], LogitsHook | None]:  # fmt: skip
-    """Each chunk's cap on new tokens, from its phone count, and no hook; or, for benchmarks, caps
-    and a hook that force EOS after ``token_budget(phones)`` tokens."""
+def token_cap(chunk: PlannedChunk, models: Models, token_budget: Callable[[int], int] | None) -> int:
+    """A chunk's cap on new tokens, from its phone count (or, for benchmarks, its budget plus one)."""
     if token_budget is None:
-        return [guards.token_cap(c.report.phones, 50 * models.max_sec) for c in chunks], None
-    budgets = [token_budget(c.report.phones) for c in chunks]
-    return [b + 1 for b in budgets], _force_eos_after(budgets, models.t2s.config.eos)
+        return guards.token_cap(chunk.report.phones, 50 * models.max_sec)
+    return token_budget(chunk.report.phones) + 1
 
 
-def _force_eos_after(budgets: list[int], eos: int) -> LogitsHook:
-    """Benchmarks: make EOS the sure choice once a row has its budget of tokens (upstream's harness rule)."""
-    budget = torch.tensor(budgets)
+def force_eos_after(budgets: list[int], eos: int) -> LogitsHook:
+    """Benchmarks: make EOS the sure choice once a row has its budget of tokens (upstream's harness
+    rule); ``budgets`` by request index may grow while the decode runs (a pool's chunks enter late)."""
+    table: list[torch.Tensor] = []
 
-    def hook(logits: torch.Tensor, items: torch.Tensor, step: int) -> None:
-        done = (budget.to(items.device)[items] <= step)
+    def hook(logits: torch.Tensor, items: torch.Tensor, sampled: torch.Tensor) -> None:
+        if not table or len(table[0]) != len(budgets):
+            table[:] = [torch.tensor(budgets, device=items.device)]
+        done = table[0][items] <= sampled
         logits[:, eos] = torch.where(done, torch.full_like(logits[:, eos], 1e4), torch.full_like(logits[:, eos], -1e4))
 
     return hook

@@ -1,9 +1,11 @@
 """One render as a pipeline that yields audio in text order as soon as it exists.
 
-Per batch (see :func:`~engine.rendering.planning.ramped_batches`): features, then semantic tokens
-(relaying early audio if the first chunk starts early), then each chunk vocoded; the chunk whose
-predecessors are all out is played window by window as it is vocoded, the others are held until
-their turn. Cached chunks are loaded from the cache and played when their turn comes (one at a
+The first chunk alone (features, semantic tokens, relaying early audio if it starts early, then
+vocoded), then every other chunk in one decoding pool (see
+:func:`~engine.rendering.semantic.pooled_tokens`) that a chunk enters, its features computed, when a
+row is free, and that hands each chunk over to be vocoded as soon as its tokens are done. The chunk
+whose predecessors are all out is played window by window as it is vocoded, the others are held
+until their turn. Cached chunks are loaded from the cache and played when their turn comes (one at a
 time: a resumed diary never holds its cached audio all at once); one that left the cache since
 the render was planned is rendered alone then.
 """
@@ -25,9 +27,9 @@ from engine.params import RenderParams
 from engine.profile import VoiceProfile
 from engine.rendering.caches import ChunkCache
 from engine.rendering.early_start import SAMPLE_RATE, EarlyStart
-from engine.rendering.planning import PausePoint, PlannedChunk, ramped_batches
+from engine.rendering.planning import PausePoint, PlannedChunk, pool_rows
 from engine.rendering.results import AudioPiece, Timings
-from engine.rendering.semantic import semantic_tokens
+from engine.rendering.semantic import pooled_tokens, semantic_tokens
 from engine.rendering.synthesis import compute_features, timbre, vocode
 from engine.runtime import Models
 
@@ -55,18 +57,40 @@ class RenderStream:
     _ge: torch.Tensor | None = field(default=None, init=False, repr=False)  # the voice's timbre, once computed
 
     def pieces(self) -> Iterator[AudioPiece]:
-        """Every chunk's audio, in text order. A chunk keeps its features only until its batch is done
-        and its audio only until it is played, so memory is bounded by a batch, not by the diary."""
+        """Every chunk's audio, in text order. A chunk keeps its features only until it is vocoded and
+        its audio only until it is played, so memory is bounded by a batch, not by the diary."""
         todo = [c for c in self.chunks if not c.cached]
-        batches = ramped_batches(todo, self.params.batch_size)
         self._ge = ge = timbre(self.models, self.profile)
-        for batch in batches:
+        for part, decode in ((todo[:1], self._batch), (todo[1:], self._pool)):
             self._pause()
-            if self.should_cancel is not None and self.should_cancel():
-                raise Cancelled("rendering was cancelled")
-            yield from self._ready()  # cached chunks before this batch
-            if batch:
-                yield from self._batch(batch, todo, ge)
+            self._check_cancel()
+            yield from self._ready()  # cached chunks before these
+            if part:
+                yield from decode(part, todo, ge)
+
+    def _pool(self, pool: list[PlannedChunk], todo: list[PlannedChunk], ge: torch.Tensor) -> Iterator[AudioPiece]:
+        """Decode ``pool`` with every row kept busy; vocode each chunk as soon as its tokens are done."""
+        prepare = partial(self._features, todo=todo)
+        decoded = pooled_tokens(self.models, pool, prepare, self.profile, self.params, self.timings, self.token_budget,
+                                self._pool_rows, self.pause_point)  # fmt: skip
+        for chunk, codes in decoded:
+            yield from self._finish(chunk, codes, ge, None)
+            chunk.features, chunk.rendered = None, True  # its vocoding was their last use
+            yield from self._ready()
+            self._check_cancel()
+
+    def _features(self, chunk: PlannedChunk, todo: list[PlannedChunk]) -> None:
+        """The chunk's features, with the rest of its feature group, just before it enters the pool."""
+        compute_features(self.models, [chunk], todo, self.params, self.timings)
+
+    def _pool_rows(self, finished: int) -> int:
+        """The pool's rows now (see :func:`~engine.rendering.planning.pool_rows`)."""
+        held = sum(c.audio is not None for c in self.chunks[self.next_out :])
+        return pool_rows(finished, self.params.batch_size, held)
+
+    def _check_cancel(self) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            raise Cancelled("rendering was cancelled")
 
     def _batch(self, batch: list[PlannedChunk], todo: list[PlannedChunk], ge: torch.Tensor,
                play_ready: bool = True) -> Iterator[AudioPiece]:  # fmt: skip

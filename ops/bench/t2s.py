@@ -70,9 +70,9 @@ class Budget:
         self.n, self.eos = n, eos
         self.stamps: list[float] = []
 
-    def __call__(self, logits: torch.Tensor, items: torch.Tensor, step: int) -> None:
+    def __call__(self, logits: torch.Tensor, items: torch.Tensor, sampled: torch.Tensor) -> None:
         self.stamps.append(time.perf_counter())
-        logits[:, self.eos] = float("-inf") if step < self.n else 1e4
+        logits[:, self.eos] = torch.where(sampled < self.n, float("-inf"), 1e4).to(logits.dtype)
 
 
 def _sync(device: str) -> None:
