@@ -133,7 +133,8 @@ class Engine:
 
         ``early_start`` plays the first chunk before its semantic tokens are all decoded (see
         :class:`~engine.rendering.early_start.EarlyStart`): sooner audio, but its first moments are an
-        approximation of the exact render, so that chunk is not put in ``chunk_cache``. Its moment
+        approximation of the exact render, so that chunk is cached under a key of its own (a re-read
+        that starts early reuses it, an exact one does not). Its moment
         comes from the clock; the first piece's ``report.early_tokens`` says what it was, and
         ``early_start_at`` replays it (an early start after exactly that many tokens: the same audio).
 
@@ -151,8 +152,9 @@ class Engine:
             raise BadText("this voice was enrolled with other model weights; enroll it again")
         t0 = time.perf_counter()
         reports = self.plan(text, profile, params)
+        early = early_start or early_start_at is not None
         timings.frontend_s += time.perf_counter() - t0
-        run = RenderStream(self.models, profile, params, prepare_chunks(reports, seed, chunk_cache), timings,
-                           started_at, chunk_cache, should_cancel, token_budget, first_window_frames, early_start,
+        chunks = prepare_chunks(reports, seed, chunk_cache, early)
+        run = RenderStream(self.models, profile, params, chunks, timings, started_at, chunk_cache, should_cancel, token_budget, first_window_frames, early_start,
                            early_start_at, pause_point)  # fmt: skip
         yield from run.pieces()

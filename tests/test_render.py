@@ -259,6 +259,22 @@ def test_an_early_start_replayed_at_its_step_gives_the_same_audio(engine, voice_
     assert not np.array_equal(np.concatenate([p.audio for p in other]), np.concatenate([p.audio for p in first]))
 
 
+def test_an_early_started_first_chunk_is_cached_apart_from_the_exact_one(engine, voice_a):
+    params = RenderParams(seed=9, batch_size=4, max_retries=0)
+    budget = lambda n_phones: 60  # noqa: E731
+    cache = MemoryChunkCache()
+    first = list(engine.stream_pieces(DIARY, voice_a, params, token_budget=budget, early_start=True,
+                                      chunk_cache=cache))  # fmt: skip
+    assert first[0].report.early_tokens is not None
+    again = list(engine.stream_pieces(DIARY, voice_a, params, token_budget=budget, early_start=True,
+                                      chunk_cache=cache))  # fmt: skip
+    assert all(p.report.cached for p in again)  # a re-read reuses every chunk, the early one too
+    assert np.array_equal(np.concatenate([p.audio for p in again]), np.concatenate([p.audio for p in first]))
+    exact = list(engine.stream_pieces(DIARY, voice_a, params, token_budget=budget, chunk_cache=cache))
+    assert [p.report.cached for p in exact if p.last] == [False] + [True] * (len([p for p in exact if p.last]) - 1)
+    assert exact[0].report.early_tokens is None
+
+
 def test_cancel_stops_between_chunks(engine, voice_a):
     calls = {"n": 0}
 

@@ -23,6 +23,12 @@ def chunk_id(text: str, voice: str, model_id: str, sound: object, reader: str) -
     return stable_hash([text, voice, model_id, sound, reader])[:32]
 
 
+def early_chunk_id(chunk_id: str) -> str:
+    """The cache key of a first chunk that starts early: its start is an approximation, so it is kept
+    apart from the exact chunk (a re-read that starts early reuses it, an exact render does not)."""
+    return stable_hash([chunk_id, "early start"])[:32]
+
+
 class ChunkCache(Protocol):
     def contains(self, key: str) -> bool: ...  # without loading it: a render loads each when it plays it
     def get(self, key: str) -> np.ndarray | None: ...

@@ -38,18 +38,19 @@ class EarlyStart:
 
     expected_tokens: int
     speed: float
-    play: Callable[[torch.Tensor], Iterator[np.ndarray]]  # partial tokens -> their audio, window by window
+    play: Callable[..., Iterator[np.ndarray]]  # (partial tokens, first_frames=) -> their audio, window by window
     at_step: int | None = None  # replay: start after exactly this many tokens (None: when the clock says)
+    first_frames: int | None = None  # the longest first window (the stream's own first window; None: no limit)
     played: np.ndarray | None = None  # what was played from the partial decode
     tail: np.ndarray | None = None  # the partial audio just after it, to crossfade from
     prefix: torch.Tensor | None = None  # the tokens it came from
     _clock: tuple[float, int] | None = None  # (time, step) of the first state seen
 
     @classmethod
-    def for_chunk(cls, phones: int, speed: float, play: Callable[[torch.Tensor], Iterator[np.ndarray]],
-                  at_step: int | None = None) -> EarlyStart:  # fmt: skip
+    def for_chunk(cls, phones: int, speed: float, play: Callable[..., Iterator[np.ndarray]],
+                  at_step: int | None = None, first_frames: int | None = None) -> EarlyStart:  # fmt: skip
         """An early start for a chunk of ``phones`` phones, its length guessed from them."""
-        return cls(round(EXPECTED_TOKENS_PER_PHONE * phones), speed, play, at_step)
+        return cls(round(EXPECTED_TOKENS_PER_PHONE * phones), speed, play, at_step, first_frames)
 
     @property
     def started(self) -> bool:
@@ -69,10 +70,15 @@ class EarlyStart:
         return (k - EARLY_HOLDBACK_TOKENS) * SAMPLES_PER_TOKEN / SAMPLE_RATE / self.speed >= rest_s
 
     def start(self, tokens: torch.Tensor) -> Iterator[np.ndarray]:
-        """Vocode ``tokens`` alone and yield the part to play now, window by window; keep the tail."""
+        """Vocode ``tokens`` alone and yield the part to play now, window by window; keep the tail.
+
+        Its first window is half the part to play (at most ``first_frames``): it plays sooner, and the
+        second, which holds the rest of these few tokens, is vocoded while the first one plays."""
         boundary = int((len(tokens) - EARLY_HOLDBACK_TOKENS) * SAMPLES_PER_TOKEN / self.speed) // audio.HOP * audio.HOP
+        half = max(1, -(-boundary // audio.HOP // 2))
+        first = half if self.first_frames is None else min(self.first_frames, half)
         self.prefix, played, done = tokens, [], 0
-        for part in self.play(tokens):
+        for part in self.play(tokens, first_frames=first):
             now = part[: max(0, boundary - done)]
             if len(now):
                 played.append(now)

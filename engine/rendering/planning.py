@@ -15,7 +15,7 @@ from engine.decoding import LogitsHook
 from engine.errors import BadText
 from engine.params import RenderParams
 from engine.profile import VoiceProfile
-from engine.rendering.caches import ChunkCache, chunk_id
+from engine.rendering.caches import ChunkCache, chunk_id, early_chunk_id
 from engine.rendering.results import ChunkReport
 from engine.runtime import Models
 from engine.text import reader_id, split_text
@@ -40,6 +40,7 @@ class PlannedChunk:
     audio: np.ndarray | None = None
     rendered: bool = False  # vocoded: its features are gone and must not be computed again
     cached: bool = False  # its audio is in the chunk cache: loaded when its turn to play comes
+    cache_id: str = ""  # its key in the chunk cache (its id; another for a first chunk that starts early)
 
 
 def draw_seed(params: RenderParams) -> int:
@@ -58,14 +59,18 @@ def plan_chunks(text: str, profile: VoiceProfile, params: RenderParams, model_id
     return [ChunkReport(i, chunk_id(seg, voice, model_id, sound, reader), seg) for i, seg in enumerate(segments)]
 
 
-def prepare_chunks(reports: list[ChunkReport], seed: int, chunk_cache: ChunkCache | None) -> list[PlannedChunk]:
+def prepare_chunks(reports: list[ChunkReport], seed: int, chunk_cache: ChunkCache | None,
+                   early_start: bool = False) -> list[PlannedChunk]:  # fmt: skip
     """Each chunk with its own seed (from its id and the request's), marked when it is cached. Its
     audio is not loaded here: a resumed diary would hold all of it at once (RenderStream loads each
-    cached chunk when its turn to play comes)."""
-    chunks = [PlannedChunk(report) for report in reports]
+    cached chunk when its turn to play comes). With ``early_start`` the first chunk has its own cache
+    key (:func:`~engine.rendering.caches.early_chunk_id`)."""
+    chunks = [PlannedChunk(report, cache_id=report.id) for report in reports]
+    if early_start and chunks:
+        chunks[0].cache_id = early_chunk_id(chunks[0].report.id)
     for chunk in chunks:
         chunk.seed = int(chunk.report.id[:15], 16) ^ (seed & (2**62 - 1))
-        if chunk_cache is not None and chunk_cache.contains(chunk.report.id):
+        if chunk_cache is not None and chunk_cache.contains(chunk.cache_id):
             chunk.cached = chunk.report.cached = True
     return chunks
 

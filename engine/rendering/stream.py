@@ -111,9 +111,9 @@ class RenderStream:
         wanted = self.early_start or self.early_start_at is not None
         if not (wanted and self.next_out == 0 and head is self.chunks[0]):
             return None
-        play = partial(vocode, self.models, chunk=head, params=self.params, ge=ge, timings=self.timings,
-                       first_frames=self.first_window_frames)  # fmt: skip
-        return EarlyStart.for_chunk(head.report.phones, self.params.speed_factor, play, self.early_start_at)
+        play = partial(vocode, self.models, chunk=head, params=self.params, ge=ge, timings=self.timings)
+        return EarlyStart.for_chunk(head.report.phones, self.params.speed_factor, play, self.early_start_at,
+                                    self.first_window_frames)  # fmt: skip
 
     def _relay(self, chunk: PlannedChunk, decoding: Generator[np.ndarray, None, T],
                early: EarlyStart | None) -> Generator[AudioPiece, None, T]:  # fmt: skip
@@ -131,14 +131,14 @@ class RenderStream:
     def _finish(self, chunk: PlannedChunk, codes: torch.Tensor, ge: torch.Tensor,
                 early: EarlyStart | None) -> Iterator[AudioPiece]:  # fmt: skip
         """Vocode ``chunk`` (after ``early``'s audio when it started early), keep its audio, cache it
-        (unless it started early: its start is an approximation) and play it if its turn has come."""
+        (an early-started one under its own key, see ``prepare_chunks``) and play it if its turn has come."""
         live = chunk is self.chunks[self.next_out]  # everything before it is out: play it as it is vocoded
         parts = yield from self._vocoded(chunk, codes, ge, early, live)
         gap = np.zeros(int(self.params.fragment_interval * SAMPLE_RATE), dtype=np.float32)
         whole = np.concatenate([*parts, gap])
         chunk.report.samples = len(whole)
-        if self.chunk_cache is not None and early is None:
-            self.chunk_cache.put(chunk.report.id, whole)
+        if self.chunk_cache is not None:
+            self.chunk_cache.put(chunk.cache_id, whole)
         if live:
             self.next_out += 1
             yield self._emit(chunk, gap, True)
@@ -181,7 +181,7 @@ class RenderStream:
 
     def _load(self, chunk: PlannedChunk) -> bool:
         """Load a cached chunk's audio now that its turn has come; False when it is no longer cached."""
-        cached = self.chunk_cache.get(chunk.report.id) if self.chunk_cache is not None else None
+        cached = self.chunk_cache.get(chunk.cache_id) if self.chunk_cache is not None else None
         chunk.cached = chunk.report.cached = cached is not None
         if cached is not None:
             chunk.audio, chunk.report.samples = cached, len(cached)
