@@ -70,15 +70,12 @@ class EarlyStart:
         return (k - EARLY_HOLDBACK_TOKENS) * SAMPLES_PER_TOKEN / SAMPLE_RATE / self.speed >= rest_s
 
     def start(self, tokens: torch.Tensor) -> Iterator[np.ndarray]:
-        """Vocode ``tokens`` alone and yield the part to play now, window by window; keep the tail.
-
-        Its first window is half the part to play (at most ``first_frames``): it plays sooner, and the
-        second, which holds the rest of these few tokens, is vocoded while the first one plays."""
+        """Vocode ``tokens`` alone and yield the part to play now, window by window (the first at most
+        ``first_frames``); keep the tail. A shorter first window would play sooner, but a listener's
+        first byte waits for the export chain's 0.5 s lead anyway."""
         boundary = int((len(tokens) - EARLY_HOLDBACK_TOKENS) * SAMPLES_PER_TOKEN / self.speed) // audio.HOP * audio.HOP
-        half = max(1, -(-boundary // audio.HOP // 2))
-        first = half if self.first_frames is None else min(self.first_frames, half)
         self.prefix, played, done = tokens, [], 0
-        for part in self.play(tokens, first_frames=first):
+        for part in self.play(tokens, first_frames=self.first_frames):
             now = part[: max(0, boundary - done)]
             if len(now):
                 played.append(now)
