@@ -404,17 +404,17 @@ def _sample(logits: Tensor, run: _Rows, step: int, options: DecodingOptions, gen
     When every row is that young, the EOS column is dropped (upstream's draw of one column less);
     rows of both kinds (a refilled decode) keep every column, EOS at -inf for the young ones.
     """
-    young = [step - entered < MIN_TOKENS_BEFORE_EOS for entered in run.state.entered]
+    young = run.sampled < MIN_TOKENS_BEFORE_EOS
+    all_young, any_young = bool(young.all()), bool(young.any())
     scores = logits.float()
-    if all(young):
+    if all_young:
         scores = scores[:, :eos]
-    elif any(young):
-        scores[:, eos].masked_fill_(run.sampled < MIN_TOKENS_BEFORE_EOS, float("-inf"))
+    elif any_young:
+        scores[:, eos].masked_fill_(young, float("-inf"))
     sample = exponential_race(logits_to_probs(scores, run.seen, options), generator)
-    if all(young):
+    if all_young:
         return sample, torch.zeros_like(sample, dtype=torch.bool)
-    stopped = (sample == eos) | (scores.argmax(dim=-1) == eos)
-    return sample, (stopped & (run.sampled >= MIN_TOKENS_BEFORE_EOS)) if any(young) else stopped
+    return sample, ((sample == eos) | (scores.argmax(dim=-1) == eos)) & ~young
 
 
 def _prefill(model: Text2SemanticGPT, request: T2SRequest, cache: KVCache) -> Tensor:

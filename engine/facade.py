@@ -152,9 +152,9 @@ class Engine:
             raise BadText("this voice was enrolled with other model weights; enroll it again")
         t0 = time.perf_counter()
         reports = self.plan(text, profile, params)
-        early = early_start or early_start_at is not None
         timings.frontend_s += time.perf_counter() - t0
-        chunks = prepare_chunks(reports, seed, chunk_cache, early)
-        run = RenderStream(self.models, profile, params, chunks, timings, started_at, chunk_cache, should_cancel, token_budget, first_window_frames, early_start,
-                           early_start_at, pause_point)  # fmt: skip
+        early_start = early_start or early_start_at is not None
+        chunks = prepare_chunks(reports, seed, chunk_cache, early_start)
+        run = RenderStream(self.models, profile, params, chunks, timings, started_at, chunk_cache, should_cancel,
+                           token_budget, first_window_frames, early_start, early_start_at, pause_point)  # fmt: skip
         yield from run.pieces()

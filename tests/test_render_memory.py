@@ -287,11 +287,11 @@ def test_an_early_opening_is_told_before_its_first_byte_and_replays_to_the_same_
         return bytes(data)
 
     told: list[int] = []
-    first = streamed(pipeline.Opening(early_start=True, short_lead=True,
+    first = streamed(pipeline.Opening(early_start=True,
                                       on_early_start=lambda k: (told.append(k), events.append("told"))))  # fmt: skip
     assert len(told) == 1 and events[0] == "told"
     events.clear()
-    again = streamed(pipeline.Opening(early_start=True, replay_at=told[0], short_lead=True,
+    again = streamed(pipeline.Opening(early_start=True, replay_at=told[0],
                                       on_early_start=lambda k: events.append("told")))  # fmt: skip
     assert again == first and "told" not in events  # a replay is on record already
     assert streamed(pipeline.Opening()) != first  # exact, on a 1 s lead

@@ -73,6 +73,7 @@ def test_progress_and_cancellation_go_through_the_job_row(backend):
 
 
 def test_an_interactive_opening_puts_its_early_start_on_record_and_a_takeover_replays_it(backend):
+    from engine.exporting import MIN_LOUDNESS_S
     from shared.tables import BACKGROUND, INTERACTIVE
     from worker.runner import _opening
 
@@ -85,7 +86,7 @@ def test_an_interactive_opening_puts_its_early_start_on_record_and_a_takeover_re
     job.lane = INTERACTIVE
     lease = Lease(backend.db, job_id, attempt, 60)
     opening = _opening(backend.settings, job, lease)
-    assert opening.early_start and opening.short_lead and opening.replay_at is None
+    assert opening.early_start and opening.lead_s() == MIN_LOUDNESS_S and opening.replay_at is None
     opening.on_early_start(23)
     with backend.db.read() as session:
         taken_over = session.get(Job, job_id)

@@ -187,20 +187,19 @@ OnPiece = Callable[[bytes, float], None]
 
 @dataclass
 class Opening:
-    """How a streamed render opens. Interactive ones start early (the engine's early start) and take
-    their loudness from a short lead (``MIN_LOUDNESS_S``, 0.5 s, against ``LEAD_S``, 1 s), so the first
+    """How a streamed render opens. Interactive ones start early (the engine's early start) and so take
+    their loudness from a short lead (``MIN_LOUDNESS_S``, 0.5 s, against ``LEAD_S``, 1 s): the first
     byte goes out with the first piece of audio. The early start's moment comes from the clock: the
     first attempt reports it to ``on_early_start`` before its first byte, a takeover replays it."""
 
     early_start: bool = False
     replay_at: int | None = None  # tokens after which an earlier attempt of this job started early
     on_early_start: Callable[[int], None] | None = None
-    short_lead: bool = False
 
     def lead_s(self) -> float:
         from engine.exporting import LEAD_S, MIN_LOUDNESS_S
 
-        return MIN_LOUDNESS_S if self.short_lead else LEAD_S
+        return MIN_LOUDNESS_S if self.early_start else LEAD_S
 
 
 def job_seed(params: dict[str, Any], job_id: str) -> int:

@@ -282,7 +282,7 @@ def _opening(settings: Settings, job: Job, lease: Lease) -> pipeline.Opening:
             if not job_state.record_early_start(session, job.id, lease.attempt, tokens):
                 raise LostJob(job.id)
 
-    return pipeline.Opening(early_start=True, replay_at=job.early_tokens, on_early_start=record, short_lead=True)
+    return pipeline.Opening(early_start=True, replay_at=job.early_tokens, on_early_start=record)
 
 
 def _style_profile_key(backend: Backend, voice: Voice, name: str | None) -> str | None:

@@ -38,19 +38,18 @@ class EarlyStart:
 
     expected_tokens: int
     speed: float
-    play: Callable[..., Iterator[np.ndarray]]  # (partial tokens, first_frames=) -> their audio, window by window
+    play: Callable[[torch.Tensor], Iterator[np.ndarray]]  # partial tokens -> their audio, window by window
     at_step: int | None = None  # replay: start after exactly this many tokens (None: when the clock says)
-    first_frames: int | None = None  # the longest first window (the stream's own first window; None: no limit)
     played: np.ndarray | None = None  # what was played from the partial decode
     tail: np.ndarray | None = None  # the partial audio just after it, to crossfade from
     prefix: torch.Tensor | None = None  # the tokens it came from
     _clock: tuple[float, int] | None = None  # (time, step) of the first state seen
 
     @classmethod
-    def for_chunk(cls, phones: int, speed: float, play: Callable[..., Iterator[np.ndarray]],
-                  at_step: int | None = None, first_frames: int | None = None) -> EarlyStart:  # fmt: skip
+    def for_chunk(cls, phones: int, speed: float, play: Callable[[torch.Tensor], Iterator[np.ndarray]],
+                  at_step: int | None = None) -> EarlyStart:  # fmt: skip
         """An early start for a chunk of ``phones`` phones, its length guessed from them."""
-        return cls(round(EXPECTED_TOKENS_PER_PHONE * phones), speed, play, at_step, first_frames)
+        return cls(round(EXPECTED_TOKENS_PER_PHONE * phones), speed, play, at_step)
 
     @property
     def started(self) -> bool:
@@ -70,12 +69,10 @@ class EarlyStart:
         return (k - EARLY_HOLDBACK_TOKENS) * SAMPLES_PER_TOKEN / SAMPLE_RATE / self.speed >= rest_s
 
     def start(self, tokens: torch.Tensor) -> Iterator[np.ndarray]:
-        """Vocode ``tokens`` alone and yield the part to play now, window by window (the first at most
-        ``first_frames``); keep the tail. A shorter first window would play sooner, but a listener's
-        first byte waits for the export chain's 0.5 s lead anyway."""
+        """Vocode ``tokens`` alone and yield the part to play now, window by window; keep the tail."""
         boundary = int((len(tokens) - EARLY_HOLDBACK_TOKENS) * SAMPLES_PER_TOKEN / self.speed) // audio.HOP * audio.HOP
         self.prefix, played, done = tokens, [], 0
-        for part in self.play(tokens, first_frames=self.first_frames):
+        for part in self.play(tokens):
             now = part[: max(0, boundary - done)]
             if len(now):
                 played.append(now)

@@ -51,7 +51,7 @@ class RenderStream:
     token_budget: Callable[[int], int] | None = None
     first_window_frames: int | None = None
     early_start: bool = False
-    early_start_at: int | None = None  # replay an early start after this many tokens (EarlyStart.at_step)
+    early_start_at: int | None = None  # replay an early start after this many tokens (EarlyStart.at_step; with early_start)
     pause_point: PausePoint | None = None  # see planning.PausePoint
     next_out: int = 0  # the first chunk not yet played
     _ge: torch.Tensor | None = field(default=None, init=False, repr=False)  # the voice's timbre, once computed
@@ -108,12 +108,11 @@ class RenderStream:
 
     def _early_start(self, head: PlannedChunk, ge: torch.Tensor) -> EarlyStart | None:
         """An early start for the render's first chunk, when asked for and ``head`` is it."""
-        wanted = self.early_start or self.early_start_at is not None
-        if not (wanted and self.next_out == 0 and head is self.chunks[0]):
+        if not (self.early_start and self.next_out == 0 and head is self.chunks[0]):
             return None
-        play = partial(vocode, self.models, chunk=head, params=self.params, ge=ge, timings=self.timings)
-        return EarlyStart.for_chunk(head.report.phones, self.params.speed_factor, play, self.early_start_at,
-                                    self.first_window_frames)  # fmt: skip
+        play = partial(vocode, self.models, chunk=head, params=self.params, ge=ge, timings=self.timings,
+                       first_frames=self.first_window_frames)  # fmt: skip
+        return EarlyStart.for_chunk(head.report.phones, self.params.speed_factor, play, self.early_start_at)
 
     def _relay(self, chunk: PlannedChunk, decoding: Generator[np.ndarray, None, T],
                early: EarlyStart | None) -> Generator[AudioPiece, None, T]:  # fmt: skip
