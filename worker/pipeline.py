@@ -274,6 +274,8 @@ def _export_pieces(engine: Any, exporter: Any, text: str, profile: Any, params: 
         if not told and piece.report.early_tokens is not None and opening.on_early_start is not None:
             opening.on_early_start(piece.report.early_tokens)
         told = told or piece.report.early_tokens is not None
+        if not samples:  # the chunk count is known before any chunk is done (an early start plays first)
+            on_progress(0, piece.total)
         samples += piece.audio.shape[0]
         done += piece.last
         emit(exporter.push(piece.audio), done / piece.total)
